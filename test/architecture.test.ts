@@ -1,0 +1,148 @@
+/**
+ * The dependency rule of the architecture brief (§7), checked on every run:
+ *   trust ← seal, trust ← auth; transport stands alone; service uses trust, auth, transport and
+ *   only the header side of seal; nothing below the client imports the client.
+ * "Servers cannot read content" is therefore visible in the imports: src/service (and later
+ * src/federation) can never reach code that opens a sealed payload.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'src');
+
+/** Which top-level areas of src/ each area may import (besides itself). */
+const ALLOWED: Record<string, readonly string[]> = {
+  'errors.ts': [],
+  crypto: ['errors.ts'],
+  trust: ['errors.ts', 'crypto'],
+  seal: ['errors.ts', 'crypto', 'trust'],
+  auth: ['errors.ts', 'crypto', 'trust'],
+  transport: ['errors.ts'],
+  service: ['errors.ts', 'crypto', 'trust', 'auth', 'transport', 'seal-header'],
+  federation: ['errors.ts', 'crypto', 'trust', 'transport', 'service', 'seal-header'],
+  client: ['errors.ts', 'crypto', 'trust', 'auth', 'transport', 'seal', 'seal-header'],
+  threats: [
+    'errors.ts',
+    'crypto',
+    'trust',
+    'auth',
+    'transport',
+    'seal',
+    'seal-header',
+    'client',
+    'service',
+  ],
+  cli: [
+    'errors.ts',
+    'crypto',
+    'trust',
+    'auth',
+    'transport',
+    'seal',
+    'seal-header',
+    'client',
+    'service',
+    'federation',
+    'threats',
+  ],
+};
+
+/** Files of src/seal that only read the server-visible header of a sealed object. */
+const SEAL_HEADER_FILES = new Set(['seal/header.ts']);
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return walk(path);
+    return path.endsWith('.ts') ? [path] : [];
+  });
+}
+
+function areaOf(file: string): string {
+  const rel = relative(src, file).split('\\').join('/');
+  if (SEAL_HEADER_FILES.has(rel)) return 'seal-header';
+  const first = rel.split('/')[0] ?? rel;
+  return first;
+}
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const specs = [
+    ...text.matchAll(/(?:^|\s)(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]/g),
+    ...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g),
+    ...text.matchAll(/^import\s+['"]([^'"]+)['"]/gm),
+  ].map((m) => m[1] ?? '');
+  return specs
+    .filter((s) => s.startsWith('.'))
+    .map((s) => resolve(dirname(file), s.replace(/\.js$/, '.ts')));
+}
+
+const files = walk(src);
+
+describe('architecture: dependency rule', () => {
+  it('finds the source tree', () => {
+    expect(files.length).toBeGreaterThan(5);
+  });
+
+  it('every import crosses only an allowed boundary', () => {
+    const violations: string[] = [];
+    for (const file of files) {
+      const from = areaOf(file);
+      const fromArea = from === 'seal-header' ? 'seal' : from;
+      const allowed = ALLOWED[fromArea];
+      if (allowed === undefined) {
+        violations.push(`${relative(root, file)}: area "${fromArea}" has no rule in ALLOWED`);
+        continue;
+      }
+      for (const target of importsOf(file)) {
+        const to = areaOf(target);
+        const sameArea = to === fromArea || (to === 'seal-header' && fromArea === 'seal');
+        if (!sameArea && !allowed.includes(to)) {
+          violations.push(
+            `${relative(root, file)} imports ${relative(root, target)} (${from} → ${to})`,
+          );
+        }
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('the header side of seal imports nothing that opens payloads', () => {
+    for (const file of files.filter((f) => areaOf(f) === 'seal-header')) {
+      for (const target of importsOf(file)) {
+        expect(['errors.ts', 'seal-header', 'trust']).toContain(areaOf(target));
+      }
+    }
+  });
+
+  it('has no import cycles', () => {
+    const graph = new Map(files.map((f) => [f, importsOf(f)]));
+    const state = new Map<string, 'visiting' | 'done'>();
+    const cycles: string[] = [];
+    const visit = (file: string, path: string[]): void => {
+      if (state.get(file) === 'done') return;
+      if (state.get(file) === 'visiting') {
+        cycles.push(
+          [...path.slice(path.indexOf(file)), file].map((f) => relative(src, f)).join(' → '),
+        );
+        return;
+      }
+      state.set(file, 'visiting');
+      for (const next of graph.get(file) ?? []) if (graph.has(next)) visit(next, [...path, file]);
+      state.set(file, 'done');
+    };
+    for (const file of files) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it('only src/crypto imports libsodium', () => {
+    for (const file of files.filter((f) => areaOf(f) !== 'crypto')) {
+      expect(readFileSync(file, 'utf8'), relative(root, file)).not.toMatch(
+        /(?:from|import)\s*\(?\s*['"]libsodium/,
+      );
+    }
+  });
+});
