@@ -31,7 +31,7 @@ describe('SecretBytes redaction', () => {
       inspect(secret),
       inspect({ nested: { secret } }, { depth: 10 }),
       String(secret),
-      `${secret.toString()}`,
+      secret.toString(),
     ];
     for (const out of outputs) {
       expect(out).toContain('redacted');
