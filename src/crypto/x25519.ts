@@ -71,3 +71,23 @@ export function ed25519PublicKeyToX25519(publicKey: Uint8Array): Uint8Array {
     throw new ImppError('ERR_CRYPTO_INVALID_KEY', 'not a valid Ed25519 public key', { cause });
   }
 }
+
+/**
+ * Converts an Ed25519 secret key (libsodium's 64-byte seed‖public form) to the X25519 scalar
+ * of the same key pair (libsodium `crypto_sign_ed25519_sk_to_curve25519`), so that one device
+ * identity key can both sign and take part in X3DH (X3DH §2.4, "identity key"). The result
+ * matches {@link ed25519PublicKeyToX25519} of the public half.
+ *
+ * @example
+ * ```ts
+ * const idDh = ed25519SecretKeyToX25519(identity.secretKey);
+ * const shared = x25519(idDh, ed25519PublicKeyToX25519(peerIdentityKey));
+ * ```
+ */
+export function ed25519SecretKeyToX25519(secretKey: SecretBytes): SecretBytes {
+  const sk = secretKey.expose();
+  if (sk.length !== 64) {
+    throw new ImppError('ERR_CRYPTO_INVALID_KEY', 'Ed25519 secret key must be 64 bytes');
+  }
+  return new SecretBytes(sodium.crypto_sign_ed25519_sk_to_curve25519(sk));
+}
