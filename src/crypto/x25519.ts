@@ -9,6 +9,7 @@
 import { ImppError } from '../errors.js';
 import { assertBytes, isAllZero } from './bytes.js';
 import { SecretBytes } from './secret.js';
+import { randomBytes } from './random.js';
 import { sodium } from './sodium.js';
 
 export const X25519_KEY_BYTES = 32;
@@ -30,7 +31,7 @@ export interface DhKeyPair {
 export function generateDhKeyPair(secret?: Uint8Array): DhKeyPair {
   const sk =
     secret === undefined
-      ? sodium.randombytes_buf(X25519_KEY_BYTES)
+      ? randomBytes(X25519_KEY_BYTES)
       : Uint8Array.from(assertBytes(secret, X25519_KEY_BYTES, 'secret'));
   return { publicKey: sodium.crypto_scalarmult_base(sk), secretKey: new SecretBytes(sk) };
 }

@@ -1,5 +1,5 @@
 /**
- * The random source of the seal layer. Production code always uses libsodium's CSPRNG; only
+ * The random source of the seal layer. Production code always uses the OS CSPRNG (src/crypto/random.ts); only
  * the hazmat entry point (src/seal/hazmat.ts) lets a caller inject a deterministic source, for
  * known-answer vectors.
  */
@@ -11,7 +11,7 @@ export type RandomSource = (length: number) => Uint8Array;
 /** Returns milliseconds since the epoch. */
 export type Clock = () => number;
 
-/** libsodium's `randombytes_buf`. */
+/** The OS CSPRNG via src/crypto `randomBytes`. */
 export const systemRandom: RandomSource = randomBytes;
 
 /** `Date.now`. */
