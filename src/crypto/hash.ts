@@ -18,6 +18,9 @@ export function sha256(data: Uint8Array): Uint8Array {
 
 /** HMAC-SHA-256 (RFC 2104) with a key of any length. */
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  // The one-shot call takes only 32-byte keys; it saves three WebAssembly round trips on the
+  // hot paths (SCRAM proofs, ratchet chain steps), which all use 32-byte keys.
+  if (key.length === 32) return sodium.crypto_auth_hmacsha256(data, key);
   const state = sodium.crypto_auth_hmacsha256_init(key);
   sodium.crypto_auth_hmacsha256_update(state, data);
   return sodium.crypto_auth_hmacsha256_final(state);
