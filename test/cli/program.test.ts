@@ -1,0 +1,170 @@
+/** The CLI in-process: error reporting and exit codes, colours, version, the demo's checks. */
+import { Command } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { ImppError } from '../../src/errors.js';
+import { registerDemo } from '../../src/cli/demo.js';
+import {
+  DEMO_TEXT,
+  findLeaks,
+  runDemoScenario,
+  type DemoResult,
+  type ServerObject,
+} from '../../src/cli/demo-scenario.js';
+import { CliExit, colorEnabled, type CliIo } from '../../src/cli/io.js';
+import { EXIT_SOFTWARE, packageVersion, reportError, runCli } from '../../src/cli/program.js';
+
+interface Captured extends CliIo {
+  readonly out: () => string;
+  readonly err: () => string;
+}
+
+function capture(env: Record<string, string> = {}, isTTY = false): Captured {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    stdout: { write: (t: string) => out.push(t), isTTY },
+    stderr: { write: (t: string) => err.push(t), isTTY },
+    env,
+    out: () => out.join(''),
+    err: () => err.join(''),
+  };
+}
+
+describe('error reporting', () => {
+  it('an ImppError prints one line with its code and exits 1, no stack', () => {
+    const io = capture();
+    const code = reportError(new ImppError('ERR_NOT_FOUND', 'no such user'), io);
+    expect(code).toBe(1);
+    expect(io.err()).toBe('impp: no such user (ERR_NOT_FOUND)\n');
+    expect(io.out()).toBe('');
+  });
+
+  it('IMPP_DEBUG=1 adds the stack of an ImppError', () => {
+    const io = capture({ IMPP_DEBUG: '1' });
+    expect(reportError(new ImppError('ERR_TIMEOUT', 'timed out'), io)).toBe(1);
+    expect(io.err()).toMatch(/^impp: timed out \(ERR_TIMEOUT\)\nImppError: timed out\n\s+at /);
+  });
+
+  it('anything else is a bug: printed with its stack, exit 70', () => {
+    const io = capture();
+    expect(reportError(new TypeError('x is undefined'), io)).toBe(EXIT_SOFTWARE);
+    expect(EXIT_SOFTWARE).toBe(70);
+    expect(io.err()).toMatch(/internal error.*\nTypeError: x is undefined\n\s+at /);
+    const io2 = capture();
+    expect(reportError('a thrown string', io2)).toBe(70);
+    expect(io2.err()).toContain('a thrown string');
+  });
+
+  it('CliExit carries an exit code and prints nothing more', () => {
+    const io = capture();
+    expect(reportError(new CliExit(1), io)).toBe(1);
+    expect(io.err()).toBe('');
+  });
+
+  it('runCli maps usage errors to 2 and help to 0, in-process', async () => {
+    const io = capture();
+    expect(await runCli(['nope'], io)).toBe(2);
+    expect(io.err()).toMatch(/^impp: unknown command 'nope'\nCommands: demo, help\n/);
+    const help = capture();
+    expect(await runCli(['help', 'demo'], help)).toBe(0);
+    expect(help.out()).toContain('Usage: impp demo');
+  });
+
+  it('reads the version from package.json at run time', () => {
+    expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('colours', () => {
+  it('only on a terminal, and never with NO_COLOR set and non-empty', () => {
+    expect(colorEnabled({ write: () => 0, isTTY: true }, {})).toBe(true);
+    expect(colorEnabled({ write: () => 0 }, {})).toBe(false);
+    expect(colorEnabled({ write: () => 0, isTTY: false }, {})).toBe(false);
+    expect(colorEnabled({ write: () => 0, isTTY: true }, { NO_COLOR: '1' })).toBe(false);
+    expect(colorEnabled({ write: () => 0, isTTY: true }, { NO_COLOR: '' })).toBe(true);
+  });
+
+  it('the demo uses colours on a terminal and none with NO_COLOR', async () => {
+    const tty = capture({}, true);
+    expect(await runCli(['demo'], tty)).toBe(0);
+    expect(tty.out()).toContain('\u001b[');
+    const noColor = capture({ NO_COLOR: '1' }, true);
+    expect(await runCli(['demo'], noColor)).toBe(0);
+    expect(noColor.out()).not.toContain('\u001b[');
+    expect(noColor.out()).toContain('server view contains no plaintext: yes');
+  });
+});
+
+describe('the demo fails closed', () => {
+  const real = runDemoScenario();
+
+  function object(bytes: Uint8Array, sealedSender?: string): ServerObject {
+    return {
+      header: { kind: 'message', recipientDevice: 'bob@example.test/laptop', id: '00', size: 1 },
+      routeTo: ['bob@example.test/laptop'],
+      bytes,
+      ciphertext: bytes,
+      ...(sealedSender !== undefined ? { sealedSender } : {}),
+    };
+  }
+
+  it('the real run has no leaks and every check passes', () => {
+    expect(real.leaks).toEqual([]);
+    expect(real.checks.every((c) => c.passed)).toBe(true);
+    expect(real.serverView).toHaveLength(7);
+  });
+
+  it('findLeaks finds a plaintext or a sealed sender address planted in server bytes', () => {
+    const planted = Buffer.concat([Buffer.of(1, 2, 3), Buffer.from(DEMO_TEXT.note), Buffer.of(9)]);
+    expect(findLeaks([object(Buffer.of(1, 2, 3)), object(planted)])).toEqual([
+      { object: 1, what: 'note' },
+    ]);
+    const sender = Buffer.from('xx alice@example.test yy');
+    expect(findLeaks([object(sender, 'alice@example.test')])).toEqual([
+      { object: 0, what: 'sender address' },
+    ]);
+    // A presence update names its presentity by design: not a sealed sender, not a leak.
+    expect(findLeaks([object(sender)])).toEqual([]);
+    // The message text inside a real object's ciphertext, flipped back in, is found.
+    const first = real.serverView[0]!;
+    const leaky = Buffer.concat([Buffer.from(first.bytes), Buffer.from(DEMO_TEXT.message)]);
+    expect(findLeaks([{ ...first, bytes: leaky }]).map((l) => l.what)).toEqual(['message']);
+  });
+
+  it('a leak makes `impp demo` print "no" and exit 1', async () => {
+    const leaky = real.serverView.map((o, i) =>
+      i === 2 ? { ...o, bytes: Buffer.concat([o.bytes, Buffer.from(DEMO_TEXT.reply)]) } : o,
+    );
+    const broken: DemoResult = { ...real, serverView: leaky, leaks: findLeaks(leaky) };
+    for (const json of [false, true]) {
+      const io = capture();
+      const program = new Command('impp').exitOverride();
+      registerDemo(program, io, () => Promise.resolve(broken));
+      const args = json ? ['demo', '--json'] : ['demo'];
+      const err: unknown = await program
+        .parseAsync(args, { from: 'user' })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CliExit);
+      expect(reportError(err, io)).toBe(1);
+      if (json) {
+        expect(JSON.parse(io.out())).toMatchObject({ serverViewContainsNoPlaintext: false });
+      } else {
+        expect(io.out()).toContain('server view contains no plaintext: NO');
+        expect(io.out()).not.toContain('server view contains no plaintext: yes');
+        expect(io.out()).toContain('reply in server object 3');
+      }
+    }
+  });
+
+  it('a failed claim alone also exits 1', async () => {
+    const checks = real.checks.map((c, i) => (i === 0 ? { ...c, passed: false } : c));
+    const io = capture();
+    const program = new Command('impp').exitOverride();
+    registerDemo(program, io, () => Promise.resolve({ ...real, checks }));
+    const err: unknown = await program
+      .parseAsync(['demo'], { from: 'user' })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CliExit);
+    expect(io.out()).toMatch(/NO\s+Bob's bundle key/);
+  });
+});
