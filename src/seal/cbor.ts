@@ -5,8 +5,9 @@
  * unsigned integers, byte strings, text strings, arrays and maps with small unsigned integer keys
  * written in ascending order, all with definite, shortest-form lengths.
  *
- * Decoding is strict by construction: the input size is bounded before anything is parsed,
- * cbor-x refuses trailing bytes, and the decoded value is re-encoded and compared with the input,
+ * Decoding is strict by construction: the input size is bounded before anything is parsed, a
+ * linear pre-scan refuses every major type and length form outside the subset before cbor-x
+ * runs (so none of cbor-x's tag extensions is ever reached), cbor-x refuses trailing bytes, and the decoded value is re-encoded and compared with the input,
  * so indefinite lengths, non-shortest integers, duplicate or unordered map keys, tags, floats and
  * simple values are all refused (they do not survive the round trip). Only then is the snapshot
  * checked against a schema (RFC 8949 §5.3, "validity"), and only the snapshot is used.
@@ -28,6 +29,8 @@ const encoder = new Encoder({
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: false });
 
 const UINT32_MAX = 0xffff_ffff;
+/** Deepest nesting {@link normalise} accepts; the pre-scan refuses deeper input first. */
+const MAX_DEPTH = 8;
 
 function malformed(what: string): ImppError {
   return new ImppError('ERR_SEAL_MALFORMED', `sealed object is malformed: ${what}`);
@@ -66,13 +69,18 @@ function prepare(value: CborValue): unknown {
  * ```
  */
 export function encodeCbor(value: CborValue): Uint8Array {
-  // Copy out of cbor-x's reusable buffer so callers own the bytes.
-  return Uint8Array.from(encoder.encode(prepare(value)));
+  // Copy out of cbor-x's reusable buffer so callers own the bytes, then zero what we wrote there:
+  // that buffer is module-level in cbor-x, shared by every Encoder in the process, and would
+  // otherwise keep serialised state, keys and plaintext reachable after the caller wipes its copy.
+  const written = encoder.encode(prepare(value));
+  const out = Uint8Array.from(written);
+  written.fill(0);
+  return out;
 }
 
 /** Converts cbor-x output into {@link CborValue}s; anything else is malformed. */
 function normalise(value: unknown, depth: number): CborValue {
-  if (depth > 8) throw malformed('nesting too deep');
+  if (depth > MAX_DEPTH) throw malformed('nesting too deep');
   if (typeof value === 'number') {
     if (!Number.isSafeInteger(value) || value < 0) throw malformed('not an unsigned integer');
     return value;
@@ -97,6 +105,65 @@ function normalise(value: unknown, depth: number): CborValue {
   throw malformed('unexpected CBOR type');
 }
 
+/**
+ * Walks the data item's heads (RFC 8949 §3) before cbor-x sees the bytes, and refuses anything
+ * outside the subset: negative integers, tags, simple values, floats, indefinite lengths,
+ * declared lengths or counts that the remaining bytes cannot hold, nesting deeper than
+ * {@link MAX_DEPTH}, trailing bytes. Why before: cbor-x interprets tags while decoding, and
+ * some cost far more than their size (tag 2 bignums are quadratic in length; tags 28/29 value
+ * sharing let a few hundred bytes reference one array from many places, which
+ * {@link normalise} would then expand exponentially). Iterative, linear in the input.
+ */
+function checkSubset(bytes: Uint8Array): void {
+  const open: number[] = []; // items still expected in each open array or map
+  let pos = 0;
+  for (;;) {
+    if (open.length > MAX_DEPTH) throw malformed('nesting too deep');
+    const initial = bytes[pos];
+    if (initial === undefined) throw malformed('truncated');
+    pos += 1;
+    const major = initial >> 5;
+    const info = initial & 0x1f;
+    let arg = info;
+    if (info >= 24) {
+      if (info > 27) throw malformed('indefinite length or reserved value');
+      const n = 1 << (info - 24);
+      if (pos + n > bytes.length) throw malformed('truncated');
+      arg = 0;
+      for (let i = 0; i < n; i++) arg = arg * 256 + (bytes[pos + i] ?? 0);
+      pos += n;
+    }
+    const left = bytes.length - pos;
+    if (major === 2 || major === 3) {
+      if (arg > left) throw malformed('truncated');
+      pos += arg;
+    } else if (major === 4 || major === 5) {
+      const count = major === 5 ? arg * 2 : arg;
+      if (count > left) throw malformed('truncated'); // every item takes at least one byte
+      if (count > 0) {
+        open.push(count);
+        continue;
+      }
+    } else if (major !== 0) {
+      throw malformed('CBOR type outside the subset');
+    }
+    // One item is complete: close every container it completes.
+    for (;;) {
+      const top = open.length - 1;
+      if (top < 0) {
+        if (pos !== bytes.length) throw malformed('trailing bytes');
+        return;
+      }
+      const rest = (open[top] ?? 1) - 1;
+      if (rest > 0) {
+        open[top] = rest;
+        break;
+      }
+      open.pop();
+    }
+  }
+}
+
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -118,6 +185,7 @@ export function decodeCborStrict(bytes: Uint8Array, maxBytes: number): CborValue
     throw new ImppError('ERR_SEAL_TOO_LARGE', `sealed object exceeds ${maxBytes} bytes`);
   }
   if (bytes.length === 0) throw malformed('empty input');
+  checkSubset(bytes);
   let decoded: unknown;
   try {
     decoded = decoder.decode(bytes);

@@ -581,10 +581,20 @@ function commit(s: DeviceState, candidate: Candidate, device: string): void {
   if (candidate.origin === 'current') {
     if (current !== undefined) wipeSession(current);
   } else {
-    // The session that opened becomes current; the one it displaces is kept as archived.
+    // The session that opened becomes current; the one it displaces is kept as archived, but
+    // only under the same identity key: archiving exists for simultaneous initiation, and after
+    // an accepted identity change the replaced key must not open anything or become current
+    // again without the caller's consent.
     if (archived !== undefined) wipeSession(archived);
-    if (current !== undefined) s.archivedSessions.set(device, current);
-    else s.archivedSessions.delete(device);
+    if (
+      current !== undefined &&
+      constantTimeEqual(current.remoteIdentityKey, candidate.session.remoteIdentityKey)
+    ) {
+      s.archivedSessions.set(device, current);
+    } else {
+      if (current !== undefined) wipeSession(current);
+      s.archivedSessions.delete(device);
+    }
   }
   s.sessions.set(device, candidate.session);
 }
@@ -671,7 +681,8 @@ export function openSessionObject(
       messageId: env.messageId,
       sender: parseDeviceAddress(inner.senderDevice),
       senderDevice: inner.senderDevice,
-      senderIdentityKey: inner.senderIdentityKey,
+      // A copy: the session keeps inner.senderIdentityKey, which the caller must not reach.
+      senderIdentityKey: Uint8Array.from(inner.senderIdentityKey),
       timestamp: content.timestamp,
       contentType: content.contentType,
       payload: content.payload,

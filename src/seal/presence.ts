@@ -22,7 +22,7 @@ import {
   xchachaSeal,
 } from '../crypto/index.js';
 import { ImppError, isImppError } from '../errors.js';
-import { formatAddress, parseAddress, type Address } from '../trust/address.js';
+import { formatAddress, parseAddress, type Address, type DeviceAddress } from '../trust/address.js';
 import {
   bytesField,
   decodeCborStrict,
@@ -52,7 +52,7 @@ import {
   type SealedObject,
   type SealTarget,
 } from './message.js';
-import { STATE, type SealDevice } from './session.js';
+import { canonicalDevice, STATE, type SealDevice } from './session.js';
 
 /** A presence key and its epoch. */
 export interface PresenceKey {
@@ -460,10 +460,12 @@ export class PresencePublisher {
 
   /**
    * Revokes watcher devices: rotates to a new key (next epoch) and seals it for the remaining
-   * watchers only. Returns the key-distribution objects to send.
+   * watchers only. Returns the key-distribution objects to send. Addresses are canonicalised
+   * first (watchers are stored canonical), so any spelling of a device revokes it.
    */
-  revoke(...devices: string[]): SealedObject[] {
-    for (const d of devices) this.#watchers.delete(d);
+  revoke(...devices: (string | DeviceAddress)[]): SealedObject[] {
+    const canonical = devices.map((d) => canonicalDevice(d));
+    for (const d of canonical) this.#watchers.delete(d);
     return this.rotate();
   }
 

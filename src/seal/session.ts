@@ -131,9 +131,9 @@ export class SealDevice {
     return this[STATE].device;
   }
 
-  /** This device's Ed25519 identity public key. */
+  /** This device's Ed25519 identity public key (a copy: the state's own array stays private). */
   get identityKey(): Uint8Array {
-    return this[STATE].identity.publicKey;
+    return Uint8Array.from(this[STATE].identity.publicKey);
   }
 
   /** The current signed prekey id and the one-time prekeys still unused, for upload. */
@@ -143,12 +143,17 @@ export class SealDevice {
     oneTimePrekeys: { id: number; publicKey: Uint8Array }[];
   } {
     const spk = currentSignedPrekey(this[STATE]);
+    // Copies: the caller (or whoever it hands a bundle to) must not reach the state's arrays.
     return {
       identityKey: this.identityKey,
-      signedPrekey: { id: spk.id, publicKey: spk.keyPair.publicKey, signature: spk.signature },
+      signedPrekey: {
+        id: spk.id,
+        publicKey: Uint8Array.from(spk.keyPair.publicKey),
+        signature: Uint8Array.from(spk.signature),
+      },
       oneTimePrekeys: [...this[STATE].oneTimePrekeys.values()].map((k) => ({
         id: k.id,
-        publicKey: k.keyPair.publicKey,
+        publicKey: Uint8Array.from(k.keyPair.publicKey),
       })),
     };
   }
@@ -200,9 +205,10 @@ export class SealDevice {
     return this[STATE].sessions.has(remoteDevice);
   }
 
-  /** The identity key a session is bound to, if any. */
+  /** The identity key a session is bound to, if any (a copy). */
   sessionIdentityKey(remoteDevice: string): Uint8Array | undefined {
-    return this[STATE].sessions.get(remoteDevice)?.remoteIdentityKey;
+    const key = this[STATE].sessions.get(remoteDevice)?.remoteIdentityKey;
+    return key === undefined ? undefined : Uint8Array.from(key);
   }
 
   /** Remote devices with a session. */

@@ -308,7 +308,10 @@ export function encodeCpim(msg: CpimMessage, limits: CpimLimits = DEFAULT_CPIM_L
   if (lines.length > limits.maxHeaders) throw invalid(`more than ${limits.maxHeaders} headers`);
 
   const c = msg.content;
-  if (!CONTENT_TYPE_RE.test(c.contentType)) throw invalid('Content-Type is malformed');
+  // The grammar lets HTAB and controls into parameters; decodeCpim refuses them in any header line.
+  if (!CONTENT_TYPE_RE.test(c.contentType) || hasControl(c.contentType)) {
+    throw invalid('Content-Type is malformed');
+  }
   const mime = [`Content-Type: ${c.contentType}`];
   for (const h of c.headers) {
     if (!MIME_NAME_RE.test(h.name)) throw invalid('MIME header name is malformed');
@@ -408,8 +411,9 @@ function checkRequiredName(r: string, declared: ReadonlySet<string>): void {
 
 function checkMimeValue(v: string): void {
   checkText(v, 'MIME header value');
-  // No folding, no controls except HTAB, no leading white space (it would not survive decoding).
-  if (hasControl(v, true) || /^[ \t]/.test(v)) {
+  // No folding, no controls (not even HTAB: decodeCpim refuses every control character in a header
+  // line), no leading white space (it would not survive decoding).
+  if (hasControl(v) || /^[ \t]/.test(v)) {
     throw invalid('MIME header value contains control characters or leading white space');
   }
 }

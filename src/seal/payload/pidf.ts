@@ -330,13 +330,22 @@ function readExtension(el: Element, understood: ReadonlySet<string> | undefined)
   }
   const stack: Element[] = [el];
   for (let e = stack.pop(); e !== undefined; e = stack.pop()) {
-    const mu = e.getAttributeNS(PIDF_NAMESPACE, 'mustUnderstand');
-    if (
-      understood !== undefined &&
-      (mu === 'true' || mu === '1') &&
-      !understood.has(e.namespaceURI ?? '')
-    ) {
-      throw invalid('an extension that must be understood is not understood');
+    // The attribute is an xs:boolean (RFC 3863 §4.3, §4.4), whose white space collapses: " true"
+    // and "1\t" mean true too. Only its four lexical values are accepted, so that no spelling of
+    // "true" can slip a mandatory extension past a reader as "not marked".
+    const raw = e.hasAttributeNS(PIDF_NAMESPACE, 'mustUnderstand')
+      ? e.getAttributeNS(PIDF_NAMESPACE, 'mustUnderstand')
+      : null;
+    if (raw !== null) {
+      const mu = raw.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
+      if (mu !== 'true' && mu !== '1' && mu !== 'false' && mu !== '0') {
+        throw invalid('mustUnderstand must be true, false, 1 or 0');
+      }
+      if (understood !== undefined && (mu === 'true' || mu === '1')) {
+        if (!understood.has(e.namespaceURI ?? '')) {
+          throw invalid('an extension that must be understood is not understood');
+        }
+      }
     }
     stack.push(...childElements(e));
   }

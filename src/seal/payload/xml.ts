@@ -51,6 +51,12 @@ export const NODE = {
   NOTATION: 12,
 } as const;
 
+/** The namespace of namespace declarations (`xmlns`, `xmlns:p`), XML Namespaces 1.0 §3. */
+const XMLNS_NAMESPACE = 'http://www.w3.org/2000/xmlns/';
+
+/** Namespace URI characters the element uses, counted at each use, at most this times maxBytes. */
+const NAMESPACE_AMPLIFICATION = 4;
+
 /** The namespace of `xml:` attributes (`xml:lang`), bound by definition in XML Namespaces 1.0. */
 export const XML_NAMESPACE = 'http://www.w3.org/XML/1998/namespace';
 
@@ -98,6 +104,9 @@ function precheck(text: string): void {
   // not. Refused, so that every parser and every signature verifier reads the same characters.
   if (/[\u0085\u2028\u2029]/.test(text)) throw invalid('NEL, U+2028 and U+2029 are not allowed');
   if (/<!ENTITY/i.test(text)) throw invalid('ENTITY declarations are not allowed');
+  // XML 1.0 §2.2: a document holds only Char; xmldom does not check (a raw U+0001 or U+FFFE
+  // passes). Character references are checked on the parsed tree (checkTree).
+  if (!isXmlChars(text)) throw invalid('document contains a character that XML 1.0 does not allow');
   let from = 0;
   if (/^<\?xml[ \t\r\n]/.test(text)) {
     const decl = XML_DECLARATION.exec(text);
@@ -153,11 +162,30 @@ function checkTree(doc: Document, limits: XmlLimits): void {
       throw invalid('processing instructions are not allowed');
     }
   }
+  // Serialisers and exclusive c14n write a namespace declaration on each element that uses a
+  // namespace its output ancestors did not declare, so one long URI used by many siblings
+  // multiplies (60 KB in, 100 MB out). Bounded by the namespace URIs the elements use, counted at
+  // every use (an upper bound on what any serialisation of the tree can add).
+  let namespaceBytes = 0;
+  const maxNamespaceBytes = NAMESPACE_AMPLIFICATION * limits.maxBytes;
   const stack: { node: Element; depth: number }[] = [{ node: root, depth: 1 }];
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const { node, depth } = item;
     if (depth > limits.maxDepth) throw invalid(`elements nested deeper than ${limits.maxDepth}`);
     nodes += 1 + node.attributes.length;
+    namespaceBytes += node.namespaceURI?.length ?? 0;
+    checkName(node.nodeName);
+    for (let i = 0; i < node.attributes.length; i += 1) {
+      const a = node.attributes.item(i);
+      checkName(a?.name);
+      checkChars(a?.value);
+      if (a?.namespaceURI != null && a.namespaceURI !== XMLNS_NAMESPACE) {
+        namespaceBytes += a.namespaceURI.length;
+      }
+    }
+    if (namespaceBytes > maxNamespaceBytes) {
+      throw invalid('namespace URIs are used so often that serialising them would be too large');
+    }
     for (let c: Node | null = node.firstChild; c !== null; c = c.nextSibling) {
       nodes += 1;
       if (nodes > limits.maxNodes) throw invalid(`more than ${limits.maxNodes} nodes`);
@@ -168,12 +196,47 @@ function checkTree(doc: Document, limits: XmlLimits): void {
         case NODE.TEXT:
         case NODE.CDATA:
         case NODE.COMMENT:
+          checkChars(c.nodeValue);
           break;
         default:
           throw invalid(`node type ${c.nodeType} is not allowed`);
       }
     }
     if (nodes > limits.maxNodes) throw invalid(`more than ${limits.maxNodes} nodes`);
+  }
+}
+
+/**
+ * WFC: Legal Character (XML 1.0 §4.1): a character reference must name a Char. xmldom decodes
+ * `&#0;`, `&#xFFFE;` and `&#xD800;` (and `&#x110000;` into two lone surrogates) without complaint,
+ * so the decoded values are checked against what this module lets through.
+ */
+function checkChars(value: string | null | undefined): void {
+  if (value != null && !isXmlChars(value)) {
+    throw invalid('a character reference names a character that XML 1.0 does not allow');
+  }
+}
+
+/** XML 1.0 (5th edition) §2.3 NameStartChar, without ":" and without U+10000..U+EFFFF. */
+const NAME_START =
+  'A-Z_a-z\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C-\\u200D' +
+  '\\u2070-\\u218F\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD';
+/** §2.3 NameChar, likewise. */
+const NAME_CHAR = `${NAME_START}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040`;
+// eslint-disable-next-line no-misleading-character-class -- U+0300-U+036F is a range of NameChar
+const QNAME = new RegExp(`^[${NAME_START}][${NAME_CHAR}]*(?::[${NAME_START}][${NAME_CHAR}]*)?$`);
+
+/**
+ * Element and attribute names must be QNames of the BMP. The xmldom here accepts more (U+037E,
+ * U+10000..U+EFFFF), the older xmldom inside xml-crypto does not: it turns such an element into
+ * character data and reads on, so the bytes it signs or verifies would not be the document checked
+ * here.
+ */
+function checkName(name: string | undefined): void {
+  if (name !== undefined && !QNAME.test(name)) {
+    throw invalid(
+      'element or attribute name is not an XML 1.0 QName of the Basic Multilingual Plane',
+    );
   }
 }
 
