@@ -14,6 +14,7 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { ImppError } from '../errors.js';
+import { scanCborSubset, type CborSubset } from '../trust/cbor-scan.js';
 
 /** The CBOR values sealed objects use. */
 export type CborValue = number | string | Uint8Array | readonly CborValue[] | CborMap;
@@ -31,6 +32,9 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: false });
 const UINT32_MAX = 0xffff_ffff;
 /** Deepest nesting {@link normalise} accepts; the pre-scan refuses deeper input first. */
 const MAX_DEPTH = 8;
+
+/** Unsigned integers, byte and text strings, arrays and maps, no simple values. */
+const SEAL_SUBSET: CborSubset = { arrays: true, maps: true, simpleValues: [], maxDepth: MAX_DEPTH };
 
 function malformed(what: string): ImppError {
   return new ImppError('ERR_SEAL_MALFORMED', `sealed object is malformed: ${what}`);
@@ -105,65 +109,6 @@ function normalise(value: unknown, depth: number): CborValue {
   throw malformed('unexpected CBOR type');
 }
 
-/**
- * Walks the data item's heads (RFC 8949 §3) before cbor-x sees the bytes, and refuses anything
- * outside the subset: negative integers, tags, simple values, floats, indefinite lengths,
- * declared lengths or counts that the remaining bytes cannot hold, nesting deeper than
- * {@link MAX_DEPTH}, trailing bytes. Why before: cbor-x interprets tags while decoding, and
- * some cost far more than their size (tag 2 bignums are quadratic in length; tags 28/29 value
- * sharing let a few hundred bytes reference one array from many places, which
- * {@link normalise} would then expand exponentially). Iterative, linear in the input.
- */
-function checkSubset(bytes: Uint8Array): void {
-  const open: number[] = []; // items still expected in each open array or map
-  let pos = 0;
-  for (;;) {
-    if (open.length > MAX_DEPTH) throw malformed('nesting too deep');
-    const initial = bytes[pos];
-    if (initial === undefined) throw malformed('truncated');
-    pos += 1;
-    const major = initial >> 5;
-    const info = initial & 0x1f;
-    let arg = info;
-    if (info >= 24) {
-      if (info > 27) throw malformed('indefinite length or reserved value');
-      const n = 1 << (info - 24);
-      if (pos + n > bytes.length) throw malformed('truncated');
-      arg = 0;
-      for (let i = 0; i < n; i++) arg = arg * 256 + (bytes[pos + i] ?? 0);
-      pos += n;
-    }
-    const left = bytes.length - pos;
-    if (major === 2 || major === 3) {
-      if (arg > left) throw malformed('truncated');
-      pos += arg;
-    } else if (major === 4 || major === 5) {
-      const count = major === 5 ? arg * 2 : arg;
-      if (count > left) throw malformed('truncated'); // every item takes at least one byte
-      if (count > 0) {
-        open.push(count);
-        continue;
-      }
-    } else if (major !== 0) {
-      throw malformed('CBOR type outside the subset');
-    }
-    // One item is complete: close every container it completes.
-    for (;;) {
-      const top = open.length - 1;
-      if (top < 0) {
-        if (pos !== bytes.length) throw malformed('trailing bytes');
-        return;
-      }
-      const rest = (open[top] ?? 1) - 1;
-      if (rest > 0) {
-        open[top] = rest;
-        break;
-      }
-      open.pop();
-    }
-  }
-}
-
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -185,7 +130,8 @@ export function decodeCborStrict(bytes: Uint8Array, maxBytes: number): CborValue
     throw new ImppError('ERR_SEAL_TOO_LARGE', `sealed object exceeds ${maxBytes} bytes`);
   }
   if (bytes.length === 0) throw malformed('empty input');
-  checkSubset(bytes);
+  const reason = scanCborSubset(bytes, SEAL_SUBSET);
+  if (reason !== undefined) throw malformed(reason);
   let decoded: unknown;
   try {
     decoded = decoder.decode(bytes);

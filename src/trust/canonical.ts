@@ -9,7 +9,9 @@
  * writes numbers ≥ 2³² as float64, so we hand it a `bigint` there, which it writes as a uint64
  * (the shortest form for that range).
  *
- * Decoding is strict: after cbor-x has parsed the input, the value is re-encoded and must give
+ * Decoding is strict: a linear pre-scan ({@link scanCborSubset}) refuses tags and impossible
+ * lengths before cbor-x runs (decode-time tag handling is a denial of service); after cbor-x has
+ * parsed the input, the value is re-encoded and must give
  * back exactly the input bytes. That one check refuses non-shortest integers, indefinite lengths,
  * maps, floats, tags, trailing bytes and invalid UTF-8 without a hand-written parser.
  *
@@ -20,6 +22,7 @@
 import { Encoder } from 'cbor-x';
 import { ImppError, type ImppErrorCode } from '../errors.js';
 import { constantTimeEqual } from '../crypto/index.js';
+import { scanCborSubset, type CborSubset } from './cbor-scan.js';
 
 /** A value of the deterministic CBOR subset used for signed structures. */
 export type CanonicalValue =
@@ -30,6 +33,14 @@ export const MAX_CANONICAL_BYTES = 64 * 1024;
 
 const MAX_DEPTH = 8;
 const UINT32_LIMIT = 2 ** 32;
+
+/** Arrays, unsigned integers, byte and text strings, false/true/null; no maps. */
+const CANONICAL_SUBSET: CborSubset = {
+  arrays: true,
+  maps: false,
+  simpleValues: [20, 21, 22],
+  maxDepth: MAX_DEPTH,
+};
 
 const encoder = new Encoder({
   useRecords: false,
@@ -120,6 +131,11 @@ export function decodeCanonical(
   if (!(bytes instanceof Uint8Array)) throw new ImppError(code, `${what} must be bytes`);
   if (bytes.length === 0 || bytes.length > maxBytes) {
     throw new ImppError(code, `${what} must be 1..${maxBytes} bytes`);
+  }
+  // Refuse tags (value-sharing bombs, bignums) and impossible lengths before cbor-x runs.
+  const reason = scanCborSubset(bytes, CANONICAL_SUBSET);
+  if (reason !== undefined) {
+    throw new ImppError(code, `${what} uses CBOR outside the allowed subset (${reason})`);
   }
   let raw: unknown;
   try {

@@ -199,7 +199,12 @@ const ldapUrl = z.string().superRefine((text, ctx) => {
     url = undefined;
   }
   const expected = 'must be an ldaps://host[:port] or ldap://host[:port] URL';
-  if (url === undefined || (url.protocol !== 'ldaps:' && url.protocol !== 'ldap:')) {
+  // The URL parser drops leading and trailing spaces and controls and removes tabs and newlines
+  // anywhere ("l\tdap://h" is ldap://h to it), so such a string would read differently here, in
+  // the StartTLS rule and in whatever connects later. Refused: one spelling, read one way.
+  if (/[\p{Cc}\s]/u.test(text)) {
+    ctx.addIssue({ code: 'custom', message: `${expected} (no spaces or control characters)` });
+  } else if (url === undefined || (url.protocol !== 'ldaps:' && url.protocol !== 'ldap:')) {
     ctx.addIssue({ code: 'custom', message: expected });
   } else if (url.username !== '' || url.password !== '') {
     ctx.addIssue({
@@ -215,6 +220,15 @@ const ldapUrl = z.string().superRefine((text, ctx) => {
     ctx.addIssue({ code: 'custom', message: `${expected} (no path, query or fragment)` });
   }
 });
+
+/** The protocol the URL parser reads from `text`, or undefined when it is not a URL. */
+function ldapProtocolOf(text: string): string | undefined {
+  try {
+    return new URL(text).protocol;
+  } catch {
+    return undefined;
+  }
+}
 
 const ldapProvider = z
   .strictObject({
@@ -244,7 +258,7 @@ const ldapProvider = z
   .superRefine((p, ctx) => {
     // The provider verifies passwords with an LDAP bind: on ldap:// without StartTLS the
     // password would cross the network in clear.
-    if (p.url.toLowerCase().startsWith('ldap://') && !p.startTls) {
+    if (ldapProtocolOf(p.url) !== 'ldaps:' && !p.startTls) {
       ctx.addIssue({
         code: 'custom',
         path: ['startTls'],

@@ -320,6 +320,17 @@ export function evaluateEnrolmentPolicy(
 ): EnrolmentDecision {
   const s = verified.statement;
   const skew = policy.maxClockSkew ?? 5 * 60_000;
+  // A NaN, negative or infinite limit would make the comparisons below silently pass (NaN
+  // compares false), turning a typo into "no limit": refuse it instead. Absent means no limit.
+  for (const [name, value] of [
+    ['maxAge', policy.maxAge],
+    ['maxClockSkew', skew],
+    ['now', now],
+  ] as const) {
+    if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', `${name} must be a finite, non-negative number`);
+    }
+  }
   if (policy.requireMechanisms !== undefined && !policy.requireMechanisms.includes(s.mechanism)) {
     return {
       accept: false,

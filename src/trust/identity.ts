@@ -18,7 +18,7 @@ import {
   toHex,
   type SigningKeyPair,
 } from '../crypto/index.js';
-import { ImppError } from '../errors.js';
+import { ImppError, isImppError } from '../errors.js';
 import { formatDeviceAddress, parseDeviceAddress, type DeviceAddress } from './address.js';
 import { FieldReader, decodeCanonical, encodeCanonical } from './canonical.js';
 
@@ -113,9 +113,24 @@ export function decodeDeviceIdentity(bytes: Uint8Array): DeviceIdentity {
   if (version !== DEVICE_IDENTITY_VERSION) {
     throw new ImppError('ERR_INVALID_ARGUMENT', `${what}: unsupported version ${version}`);
   }
-  const device = parseDeviceAddress(r.text('device'));
+  const deviceText = r.text('device');
   const identityKey = r.bytes('identityKey', ED25519_PUBLIC_KEY_BYTES);
   const created = r.uint('created');
+  // Refuse exactly what encodeDeviceIdentity refuses, with this function's one error code, and
+  // only the canonical spelling of the device: one record, one encoding.
+  let device: DeviceAddress;
+  try {
+    device = parseDeviceAddress(deviceText);
+    assertSigningPublicKey(identityKey, 'identityKey');
+  } catch (cause) {
+    if (!isImppError(cause)) throw cause;
+    throw new ImppError('ERR_INVALID_ARGUMENT', `${what}: device or identity key is malformed`, {
+      cause,
+    });
+  }
+  if (formatDeviceAddress(device) !== deviceText) {
+    throw new ImppError('ERR_INVALID_ARGUMENT', `${what}: device address is not canonical`);
+  }
   return { device, identityKey, created };
 }
 

@@ -109,7 +109,9 @@ export class KeyLog {
       const stored = this.#storage.node(level, start / n);
       if (stored === undefined)
         throw new ImppError('ERR_STORAGE', 'key log storage lost a subtree hash');
-      return stored;
+      // A copy: roots and proofs go to callers, and a caller that edits one must not edit the
+      // log (storage may hand out the array it keeps).
+      return Uint8Array.from(stored);
     }
     const k = splitPoint(n);
     return nodeHash(this.rangeHash(start, start + k), this.rangeHash(start + k, end));
