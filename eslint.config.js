@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', 'node_modules/', 'reports/'] },
+  { ignores: ['dist/', 'coverage/', 'node_modules/', 'reports/', 'stubs/', 'native/*/build/'] },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {
