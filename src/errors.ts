@@ -63,6 +63,7 @@ export const IMPP_ERROR_CODES = [
   'ERR_NOT_FOUND',
   'ERR_STORAGE',
   'ERR_CONFLICT',
+  'ERR_DOMAIN_NOT_SERVED',
 ] as const;
 
 /** The closed set of error codes. A new failure gets a new code here, never a free-form string. */

@@ -1,0 +1,114 @@
+/**
+ * The SQLite service store: one database file, every repository, one commit batcher.
+ */
+import type Database from 'better-sqlite3';
+import { ImppError } from '../../../errors.js';
+import { DEFAULT_STORE_QUOTAS, type ServiceStore, type StoreQuotas } from '../types.js';
+import { SqliteAuditRepository } from './audit.js';
+import { CommitBatcher, type BatchOptions } from './batcher.js';
+import type { SqliteContext } from './context.js';
+import { SqliteDeviceListRepository, SqliteDeviceRepository } from './devices.js';
+import { SqliteKeyLogStorage } from './keylog.js';
+import { SERVICE_MIGRATIONS, migrate, type Migration } from './migrations.js';
+import { openSqliteDatabase, type SqliteSynchronous } from './open.js';
+import { SqlitePrekeyRepository } from './prekeys.js';
+import { SqlitePresenceRepository } from './presence.js';
+import { SqliteMessageQueueRepository } from './queue.js';
+import { SqliteSubscriptionRepository } from './subscriptions.js';
+
+/** Options of {@link openSqliteServiceStore}. */
+export interface SqliteServiceStoreOptions {
+  /** Database file (created with mode 0600), or `':memory:'` for tests. */
+  readonly path: string;
+  /** Default `full`: see docs/storage.md, "Durability". */
+  readonly synchronous?: SqliteSynchronous;
+  /** Group commit of writes; default on, flushed on the next event-loop turn. */
+  readonly batch?: BatchOptions;
+  /** Overrides of {@link DEFAULT_STORE_QUOTAS}. */
+  readonly quotas?: Partial<StoreQuotas>;
+  /**
+   * Parse the envelope header of every message and presence object before storing it, and
+   * refuse anything that is not a sealed object or whose header disagrees with the fields it is
+   * filed under (recipient, id, presentity, version). Default `true`; turn off only where the
+   * caller has just parsed the same bytes and the cost matters.
+   */
+  readonly verifyEnvelopes?: boolean;
+  /** Name of the key log within the database (default: `default`). */
+  readonly keyLogName?: string;
+  /** @internal Migration list (tests of the migration runner). */
+  readonly migrations?: readonly Migration[];
+}
+
+/** The SQLite store, with access to its batcher statistics and schema version. */
+export interface SqliteServiceStore extends ServiceStore {
+  readonly schemaVersion: number;
+  /** Batches committed and operations run so far. */
+  readonly batchStats: { readonly batches: number; readonly operations: number };
+  /** The underlying connection, for diagnostics and tests only. */
+  readonly db: Database.Database;
+}
+
+/**
+ * Opens (creating and migrating as needed) the service store.
+ * Throws `ERR_STORAGE` if the file cannot be opened or its schema is newer than this code.
+ *
+ * @example
+ * ```ts
+ * const store = openSqliteServiceStore({ path: join(dataDir, 'store.db') });
+ * const outcome = await store.queue.enqueue({ id, recipientDevice, kind: 'message', bytes,
+ *   receivedAt: Date.now() });
+ * // outcome resolved: the object is durable; acknowledge it to the sender now.
+ * await store.close();
+ * ```
+ */
+export function openSqliteServiceStore(options: SqliteServiceStoreOptions): SqliteServiceStore {
+  const quotas: StoreQuotas = { ...DEFAULT_STORE_QUOTAS, ...options.quotas };
+  for (const [name, value] of Object.entries(quotas)) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', `quotas.${name}: expected a positive integer`);
+    }
+  }
+  const db = openSqliteDatabase(options.path, {
+    ...(options.synchronous === undefined ? {} : { synchronous: options.synchronous }),
+  });
+  try {
+    const schemaVersion = migrate(db, options.migrations ?? SERVICE_MIGRATIONS);
+    const batcher = new CommitBatcher(db, options.batch);
+    const ctx: SqliteContext = {
+      db,
+      batcher,
+      quotas,
+      verifyEnvelopes: options.verifyEnvelopes ?? true,
+    };
+    let closed = false;
+    return {
+      devices: new SqliteDeviceRepository(ctx),
+      deviceLists: new SqliteDeviceListRepository(ctx),
+      prekeys: new SqlitePrekeyRepository(ctx),
+      queue: new SqliteMessageQueueRepository(ctx),
+      subscriptions: new SqliteSubscriptionRepository(ctx),
+      presence: new SqlitePresenceRepository(ctx),
+      audit: new SqliteAuditRepository(ctx),
+      keyLog: new SqliteKeyLogStorage(db, options.keyLogName),
+      quotas,
+      schemaVersion,
+      batchStats: batcher.stats,
+      db,
+      close(): Promise<void> {
+        if (closed) return Promise.resolve();
+        closed = true;
+        try {
+          batcher.close();
+          db.close();
+          return Promise.resolve();
+        } catch (cause) {
+          return Promise.reject(new ImppError('ERR_STORAGE', 'cannot close the store', { cause }));
+        }
+      },
+    };
+  } catch (cause) {
+    db.close();
+    if (cause instanceof ImppError) throw cause;
+    throw new ImppError('ERR_STORAGE', 'cannot open the service store', { cause });
+  }
+}
