@@ -9,10 +9,25 @@ export interface CliStream {
   readonly isTTY?: boolean;
 }
 
+/**
+ * A stream the CLI reads from (a password with `--password-stdin`, or a prompt on a terminal).
+ * `setRawMode` exists on a terminal: it turns off echo for password prompts.
+ */
+export interface CliInput extends AsyncIterable<string | Buffer> {
+  readonly isTTY?: boolean;
+  setRawMode?(mode: boolean): unknown;
+  on(event: 'data', listener: (chunk: string | Buffer) => void): unknown;
+  off(event: 'data', listener: (chunk: string | Buffer) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
+
 /** What a command may touch of the outside world. */
 export interface CliIo {
   readonly stdout: CliStream;
   readonly stderr: CliStream;
+  /** Standard input; absent when a command must not read any (tests, embedding). */
+  readonly stdin?: CliInput;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 

@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { isImppError } from '../errors.js';
 import { registerDemo } from './demo.js';
 import { CliExit, type CliIo } from './io.js';
+import { registerUser } from './user.js';
 
 /** Exit code of a usage error. */
 export const EXIT_USAGE = 2;
@@ -67,11 +68,13 @@ export function buildProgram(io: CliIo): Command {
         '  $ impp demo            sealed messages and presence between two users, in-process',
         '  $ impp demo --json     the same, as a machine-readable summary',
         '  $ impp help demo       what the demo shows',
+        '  $ impp user add alice@localhost   create a local account (prompts for the password)',
         '',
         'Set IMPP_DEBUG=1 to print stack traces with errors.',
       ].join('\n'),
     );
   registerDemo(program, io);
+  registerUser(program, io);
   return program;
 }
 
