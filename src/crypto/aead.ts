@@ -19,12 +19,61 @@ function openFailed(cause?: unknown): ImppError {
   return new ImppError('ERR_CRYPTO_VERIFY_FAILED', 'decryption failed', { cause });
 }
 
-function checkSealInputs(key: Uint8Array, nonce: Uint8Array, nonceBytes: number): void {
-  if (key.length !== XCHACHA_KEY_BYTES) {
+/** One libsodium AEAD construction: its nonce length and its encrypt/decrypt calls. */
+interface AeadSuite {
+  readonly nonceBytes: number;
+  encrypt(m: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+  decrypt(c: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array;
+}
+
+const XCHACHA: AeadSuite = {
+  nonceBytes: XCHACHA_NONCE_BYTES,
+  encrypt: (m, ad, n, k) => sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(m, ad, null, n, k),
+  decrypt: (c, ad, n, k) => sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(null, c, ad, n, k),
+};
+
+const CHACHA_IETF: AeadSuite = {
+  nonceBytes: CHACHA_IETF_NONCE_BYTES,
+  encrypt: (m, ad, n, k) => sodium.crypto_aead_chacha20poly1305_ietf_encrypt(m, ad, null, n, k),
+  decrypt: (c, ad, n, k) => sodium.crypto_aead_chacha20poly1305_ietf_decrypt(null, c, ad, n, k),
+};
+
+function seal(
+  suite: AeadSuite,
+  key: SecretBytes,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  associatedData: Uint8Array,
+): Uint8Array {
+  const k = key.expose();
+  if (k.length !== XCHACHA_KEY_BYTES) {
     throw new ImppError('ERR_CRYPTO_INVALID_KEY', 'AEAD key must be 32 bytes');
   }
-  if (nonce.length !== nonceBytes) {
-    throw new ImppError('ERR_INVALID_ARGUMENT', `AEAD nonce must be ${nonceBytes} bytes`);
+  if (nonce.length !== suite.nonceBytes) {
+    throw new ImppError('ERR_INVALID_ARGUMENT', `AEAD nonce must be ${suite.nonceBytes} bytes`);
+  }
+  return suite.encrypt(plaintext, associatedData, nonce, k);
+}
+
+function open(
+  suite: AeadSuite,
+  key: SecretBytes,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  associatedData: Uint8Array,
+): Uint8Array {
+  const k = key.expose();
+  if (
+    k.length !== XCHACHA_KEY_BYTES ||
+    nonce.length !== suite.nonceBytes ||
+    ciphertext.length < AEAD_TAG_BYTES
+  ) {
+    throw openFailed();
+  }
+  try {
+    return suite.decrypt(ciphertext, associatedData, nonce, k);
+  } catch (cause) {
+    throw openFailed(cause);
   }
 }
 
@@ -43,15 +92,7 @@ export function xchachaSeal(
   plaintext: Uint8Array,
   associatedData: Uint8Array,
 ): Uint8Array {
-  const k = key.expose();
-  checkSealInputs(k, nonce, XCHACHA_NONCE_BYTES);
-  return sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-    plaintext,
-    associatedData,
-    null,
-    nonce,
-    k,
-  );
+  return seal(XCHACHA, key, nonce, plaintext, associatedData);
 }
 
 /** XChaCha20-Poly1305 decryption. Any failure is `ERR_CRYPTO_VERIFY_FAILED` "decryption failed". */
@@ -61,43 +102,17 @@ export function xchachaOpen(
   ciphertext: Uint8Array,
   associatedData: Uint8Array,
 ): Uint8Array {
-  const k = key.expose();
-  if (
-    k.length !== XCHACHA_KEY_BYTES ||
-    nonce.length !== XCHACHA_NONCE_BYTES ||
-    ciphertext.length < AEAD_TAG_BYTES
-  ) {
-    throw openFailed();
-  }
-  try {
-    return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-      null,
-      ciphertext,
-      associatedData,
-      nonce,
-      k,
-    );
-  } catch (cause) {
-    throw openFailed(cause);
-  }
+  return open(XCHACHA, key, nonce, ciphertext, associatedData);
 }
 
-/** ChaCha20-Poly1305 IETF (RFC 8439) encryption; returns ciphertext‖tag. */
+/** ChaCha20-Poly1305 IETF (RFC 8439 §2.8) encryption; returns ciphertext‖tag. */
 export function chachaIetfSeal(
   key: SecretBytes,
   nonce: Uint8Array,
   plaintext: Uint8Array,
   associatedData: Uint8Array,
 ): Uint8Array {
-  const k = key.expose();
-  checkSealInputs(k, nonce, CHACHA_IETF_NONCE_BYTES);
-  return sodium.crypto_aead_chacha20poly1305_ietf_encrypt(
-    plaintext,
-    associatedData,
-    null,
-    nonce,
-    k,
-  );
+  return seal(CHACHA_IETF, key, nonce, plaintext, associatedData);
 }
 
 /** ChaCha20-Poly1305 IETF decryption; any failure is `ERR_CRYPTO_VERIFY_FAILED`. */
@@ -107,23 +122,5 @@ export function chachaIetfOpen(
   ciphertext: Uint8Array,
   associatedData: Uint8Array,
 ): Uint8Array {
-  const k = key.expose();
-  if (
-    k.length !== XCHACHA_KEY_BYTES ||
-    nonce.length !== CHACHA_IETF_NONCE_BYTES ||
-    ciphertext.length < AEAD_TAG_BYTES
-  ) {
-    throw openFailed();
-  }
-  try {
-    return sodium.crypto_aead_chacha20poly1305_ietf_decrypt(
-      null,
-      ciphertext,
-      associatedData,
-      nonce,
-      k,
-    );
-  } catch (cause) {
-    throw openFailed(cause);
-  }
+  return open(CHACHA_IETF, key, nonce, ciphertext, associatedData);
 }
