@@ -1,0 +1,954 @@
+/**
+ * The impp client SDK: connects over TLS 1.3, authenticates with SASL (SCRAM-SHA-256-PLUS
+ * preferred), binds and registers the device, sends and receives sealed messages (CPIM inside),
+ * publishes and watches sealed presence (PIDF inside), and decides on watchers.
+ * docs/protocol.md, "Client protocol", describes the wire side.
+ */
+import { EventEmitter } from 'node:events';
+import { authenticate, type ClientSaslTransport, type ServerReply } from '../auth/client.js';
+import { scramClient, type ChannelBindingPolicy } from '../auth/scram/client.js';
+import type { AuthWireFailure, ChannelInfo } from '../auth/types.js';
+import {
+  fromUtf8,
+  generateSigningKeyPair,
+  randomBytes,
+  SecretBytes,
+  sign,
+  toHex,
+  utf8,
+  type SigningKeyPair,
+} from '../crypto/index.js';
+import { ImppError, isImppError, type ImppErrorCode } from '../errors.js';
+import { readEnvelopeHeader } from '../seal/header.js';
+import { openMessage, sealForDevices, type SealTarget } from '../seal/message.js';
+import { cpimText, cpimTextMessage, decodeCpim, encodeCpim } from '../seal/payload/cpim.js';
+import { buildPidf, parsePidf } from '../seal/payload/pidf.js';
+import { PresencePublisher, PresenceWatch, openPresenceKey } from '../seal/presence.js';
+import { SealDevice } from '../seal/session.js';
+import { decodePrekeyBundle, encodePrekeyBundle, type PrekeyBundle } from '../seal/x3dh.js';
+import type { CborValue } from '../transport/cbor-strict.js';
+import type { Connection } from '../transport/connection.js';
+import type { Frame } from '../transport/frame-codec.js';
+import { connectTls } from '../transport/tls-client.js';
+import { formatAddress, parseAddress } from '../trust/address.js';
+import {
+  type DeviceList,
+  createDeviceList,
+  decodeDeviceList,
+  verifyDeviceList,
+} from '../trust/device-list.js';
+import { statementFromLogEntry, verifyEnrolmentStatement } from '../trust/enrolment.js';
+import { KeyLogVerifier } from '../trust/keylog/verifier.js';
+import { sameKey } from '../trust/identity.js';
+import { formatSafetyNumber, safetyNumber } from '../trust/safety-number.js';
+import { Frames, bindingInput } from './protocol.js';
+import {
+  type ClientStateStore,
+  type StoredPresenceKey,
+  decodeState,
+  encodeState,
+} from './state.js';
+
+/** Options of {@link ImppClient}. */
+export interface ImppClientOptions {
+  readonly host: string;
+  readonly port: number;
+  /** CA certificates that verify the server (PEM). */
+  readonly ca?: string | Buffer;
+  readonly servername?: string;
+  /** `user@domain` of the account. */
+  readonly address: string;
+  readonly password: string;
+  /** This device's id (1..64 of [A-Za-z0-9_-]). */
+  readonly deviceId: string;
+  readonly state: ClientStateStore;
+  /** SCRAM channel binding; default `'require'` (only -PLUS is used). */
+  readonly channelBinding?: ChannelBindingPolicy;
+  /**
+   * The home domain's Ed25519 key (enrolment statements and key-log tree heads), pinned out of
+   * band. Needed for {@link ImppClient.verifyEnrolment}.
+   */
+  readonly domainKey?: Uint8Array;
+  /** The key-log key when the domain uses a separate one; default {@link domainKey}. */
+  readonly logKey?: Uint8Array;
+  /** Accept a contact device's changed identity key (after a `keyChange` event). Default false. */
+  readonly acceptKeyChanges?: boolean;
+}
+
+/** A received message. */
+export interface ReceivedMessage {
+  /** Hex of the 16-byte message id (unique per recipient device). */
+  readonly id: string;
+  readonly from: string;
+  readonly fromDevice: string;
+  readonly text: string;
+  readonly timestamp: number;
+}
+
+/** A received presence update. */
+export interface ReceivedPresence {
+  readonly presentity: string;
+  readonly basic: 'open' | 'closed' | undefined;
+  readonly note: string | undefined;
+  readonly version: number;
+}
+
+/** A subscription state change pushed by the server. */
+export interface SubscriptionEvent {
+  readonly presentity: string;
+  readonly watcher: string;
+  readonly state: string;
+}
+
+/** A contact device's identity key differs from the one seen before. */
+export interface KeyChangeEvent {
+  readonly device: string;
+  readonly previousKey: Uint8Array;
+  readonly newKey: Uint8Array;
+}
+
+/** Events of {@link ImppClient}. */
+export interface ImppClientEvents {
+  message: [ReceivedMessage];
+  presence: [ReceivedPresence];
+  subscription: [SubscriptionEvent];
+  keyChange: [KeyChangeEvent];
+  /** A delivered object could not be opened (it is acknowledged and dropped). */
+  undeliverable: [{ readonly code: ImppErrorCode }];
+  close: [{ readonly code: ImppErrorCode | undefined }];
+}
+
+type Body = { readonly [key: string]: CborValue };
+
+/** One-time prekeys per upload (the protocol's limit). */
+const MAX_PREKEY_UPLOAD = 100;
+/** Below this many one-time prekeys on the server, a connecting device uploads more. */
+const PREKEY_LOW_WATER = 20;
+/** How many one-time prekeys a top-up generates. */
+const PREKEY_BATCH = 50;
+
+interface DirectoryDevice {
+  readonly deviceId: string;
+  readonly identityKey: Uint8Array;
+}
+
+/**
+ * One device's client.
+ *
+ * @example
+ * ```ts
+ * const alice = new ImppClient({ host, port, ca, address: 'alice@example.org', password,
+ *   deviceId: 'laptop', state: new FileStateStore('alice.state') });
+ * alice.on('message', (m) => show(m.from, m.text));
+ * await alice.connect();
+ * await alice.sendMessage('bob@example.org', 'hello');
+ * ```
+ */
+export class ImppClient extends EventEmitter<ImppClientEvents> {
+  readonly address: string;
+  readonly deviceId: string;
+  #conn: Connection | undefined;
+  #identity: SigningKeyPair | undefined;
+  #seed: Uint8Array | undefined;
+  #device: SealDevice | undefined;
+  #registered = false;
+  #known = new Map<string, Uint8Array>();
+  #publisher: PresencePublisher | undefined;
+  #presenceKeys: StoredPresenceKey[] = [];
+  #enrolment: { index: number; statement: Uint8Array } | null = null;
+  #trustedHead: Uint8Array | null = null;
+  #uploadedPrekeyId = 0;
+  /** The last verified device list per address (this process only, not yet persisted). */
+  readonly #lists = new Map<string, DeviceList>();
+  readonly #watches = new Map<string, PresenceWatch>();
+  readonly #stashedPresence = new Map<string, Uint8Array>();
+  readonly #requests = new Map<
+    number,
+    { resolve: (b: Body) => void; reject: (e: ImppError) => void }
+  >();
+  #nextId = 1;
+  #authInbox: Frame[] = [];
+  #authWaiter: ((f: Frame | undefined) => void) | undefined;
+  #ready = false;
+  /** Incoming objects are handled one at a time, in order (the seal state is not reentrant). */
+  #work: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: ImppClientOptions) {
+    super();
+    this.address = formatAddress(parseAddress(options.address));
+    this.deviceId = options.deviceId;
+  }
+
+  /** `user@domain/deviceId`. */
+  get device(): string {
+    return `${this.address}/${this.deviceId}`;
+  }
+
+  /** This device's identity public key. */
+  get identityKey(): Uint8Array {
+    return this.#sealDevice().identityKey;
+  }
+
+  /** Connects, authenticates, binds and (first time) registers the device. */
+  async connect(): Promise<void> {
+    await this.#loadState();
+    const conn = await connectTls({
+      host: this.options.host,
+      port: this.options.port,
+      ...(this.options.ca === undefined ? {} : { ca: this.options.ca }),
+      ...(this.options.servername === undefined ? {} : { servername: this.options.servername }),
+    });
+    this.#conn = conn;
+    conn.on('frame', (f) => {
+      this.#onFrame(f);
+    });
+    conn.on('close', (info) => {
+      this.#ready = false;
+      const err = info.error ?? new ImppError('ERR_CONNECTION_CLOSED', 'connection closed');
+      for (const r of this.#requests.values()) r.reject(err);
+      this.#requests.clear();
+      this.#authWaiter?.(undefined);
+      this.emit('close', { code: info.error?.code });
+    });
+    try {
+      await this.#authenticate(conn);
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
+  }
+
+  /** Closes the connection. */
+  async close(): Promise<void> {
+    await this.#work;
+    this.#conn?.close();
+  }
+
+  /**
+   * Drops the connection at once, without waiting for objects being handled: what a crash looks
+   * like to the server. Unacknowledged objects are delivered again on the next connect.
+   */
+  abort(): void {
+    this.#ready = false;
+    this.#conn?.close();
+  }
+
+  // ── Authentication and binding ─────────────────────────────────────────────────────────────
+
+  async #authenticate(conn: Connection): Promise<void> {
+    const offer = await this.#expect(Frames.AUTH_OFFER);
+    const offered = (offer.mechanisms as CborValue[]).filter(
+      (m): m is string => typeof m === 'string',
+    );
+    const channel: ChannelInfo = {
+      secure: true,
+      tlsVersion: 'TLSv1.3',
+      tlsExporter: conn.channelBinding(),
+    };
+    let success: Body | undefined;
+    const reply = async (): Promise<ServerReply> => {
+      const f = await this.#nextAuthFrame();
+      const b = asBody(f.body);
+      if (f.type === Frames.AUTH_CHALLENGE)
+        return { type: 'challenge', challenge: b.data as Uint8Array };
+      if (f.type === Frames.AUTH_SUCCESS) {
+        success = b;
+        const ad = b.additionalData;
+        return { type: 'success', additionalData: ad instanceof Uint8Array ? ad : null };
+      }
+      if (f.type === Frames.AUTH_FAILURE) {
+        return { type: 'failure', failure: b.failure as AuthWireFailure };
+      }
+      throw new ImppError('ERR_PROTOCOL', 'unexpected frame during authentication');
+    };
+    const transport: ClientSaslTransport = {
+      start: (mechanism, initialResponse) => {
+        conn.send(Frames.AUTH_START, { mechanism, initial: initialResponse });
+        return reply();
+      },
+      respond: (data) => {
+        conn.send(Frames.AUTH_RESPONSE, { data });
+        return reply();
+      },
+    };
+    const policy = this.options.channelBinding ?? 'require';
+    try {
+      await authenticate(
+        transport,
+        scramClient({
+          username: parseAddress(this.address).user,
+          password: this.options.password,
+          channelBinding: policy,
+        }),
+        offered,
+        channel,
+        { requireChannelBinding: policy === 'require' },
+      );
+    } catch (e) {
+      if (isImppError(e)) throw e;
+      throw new ImppError('ERR_AUTH_FAILED', 'authentication failed', { cause: e });
+    }
+    const ok = success as Body;
+    if (ok.address !== this.address || !(ok.nonce instanceof Uint8Array)) {
+      throw new ImppError('ERR_PROTOCOL', 'server authenticated another address');
+    }
+    const identity = this.#identity as SigningKeyPair;
+    const signature = sign(
+      identity.secretKey,
+      bindingInput(
+        channel.tlsExporter as Uint8Array,
+        ok.nonce,
+        this.address,
+        this.deviceId,
+        identity.publicKey,
+      ),
+    );
+    conn.send(Frames.BIND, { deviceId: this.deviceId, identityKey: identity.publicKey, signature });
+    const bound = await this.#expect(Frames.BOUND);
+    // Frames that came in right behind BOUND (pending messages) are handled as usual now.
+    const early = this.#authInbox;
+    this.#authInbox = [];
+    this.#ready = true;
+    for (const f of early) this.#onFrame(f);
+    if (bound.registered !== true) await this.#register();
+    else await this.#replenishPrekeys();
+  }
+
+  async #nextAuthFrame(): Promise<Frame> {
+    const frame =
+      this.#authInbox.shift() ??
+      (await new Promise<Frame | undefined>((resolve) => {
+        this.#authWaiter = resolve;
+      }));
+    this.#authWaiter = undefined;
+    if (frame === undefined) {
+      throw new ImppError('ERR_CONNECTION_CLOSED', 'connection closed during authentication');
+    }
+    return frame;
+  }
+
+  async #expect(type: number): Promise<Body> {
+    const frame = await this.#nextAuthFrame();
+    if (frame.type !== type) throw new ImppError('ERR_PROTOCOL', `expected frame type ${type}`);
+    return asBody(frame.body);
+  }
+
+  async #register(): Promise<void> {
+    const device = this.#sealDevice();
+    const pub = device.publicPrekeys();
+    const identity = this.#identity as SigningKeyPair;
+    const uploaded = pub.oneTimePrekeys.slice(0, MAX_PREKEY_UPLOAD);
+    const base = { signedPrekey: pub.signedPrekey, oneTimePrekeys: uploaded };
+    const genesis = createDeviceList({
+      address: parseAddress(this.address),
+      counter: 1,
+      devices: [{ deviceId: this.deviceId, identityKey: identity.publicKey }],
+      signer: { deviceId: this.deviceId, secretKey: identity.secretKey },
+    });
+    let result: Body;
+    try {
+      result = await this.#request(Frames.REGISTER, { ...base, deviceList: genesis.bytes });
+    } catch (e) {
+      // The account already has a list (another device): register without one; an existing
+      // device adds this one to the list later (PUT_DEVICE_LIST).
+      if (!isImppError(e, 'ERR_DEVICE_LIST_INVALID')) throw e;
+      result = await this.#request(Frames.REGISTER, base);
+    }
+    const { enrolment, logIndex } = result;
+    if (enrolment instanceof Uint8Array && typeof logIndex === 'number') {
+      this.#enrolment = { index: logIndex, statement: enrolment };
+    }
+    this.#registered = true;
+    this.#uploadedPrekeyId = Math.max(0, ...uploaded.map((k) => k.id));
+    await this.#save();
+  }
+
+  /**
+   * Tops up the server's one-time prekeys when they run low (each is handed out once, X3DH §3.2),
+   * so new contacts keep getting a one-time prekey in their bundle.
+   */
+  async #replenishPrekeys(): Promise<void> {
+    const status = await this.#request(Frames.ADD_PREKEYS, {});
+    if (typeof status.count !== 'number' || status.count >= PREKEY_LOW_WATER) return;
+    const device = this.#sealDevice();
+    device.addOneTimePrekeys(PREKEY_BATCH);
+    const fresh = device
+      .publicPrekeys()
+      .oneTimePrekeys.filter((k) => k.id > this.#uploadedPrekeyId)
+      .slice(0, MAX_PREKEY_UPLOAD);
+    if (fresh.length === 0) return;
+    await this.#save(); // the secret halves exist before the server hands out the public ones
+    await this.#request(Frames.ADD_PREKEYS, { oneTimePrekeys: fresh });
+    this.#uploadedPrekeyId = Math.max(this.#uploadedPrekeyId, ...fresh.map((k) => k.id));
+    await this.#save();
+  }
+
+  // ── Frames ─────────────────────────────────────────────────────────────────────────────────
+
+  #onFrame(f: Frame): void {
+    if (!this.#ready) {
+      this.#authInbox.push(f);
+      const w = this.#authWaiter;
+      if (w !== undefined) {
+        this.#authWaiter = undefined;
+        w(this.#authInbox.shift());
+      }
+      return;
+    }
+    const b = asBody(f.body);
+    switch (f.type) {
+      case Frames.RESULT:
+      case Frames.ERROR: {
+        const id = b.id as number;
+        const r = this.#requests.get(id);
+        if (r === undefined) return;
+        this.#requests.delete(id);
+        if (f.type === Frames.RESULT) r.resolve(b);
+        else
+          r.reject(
+            new ImppError(errorCode(b.code), typeof b.message === 'string' ? b.message : 'refused'),
+          );
+        return;
+      }
+      case Frames.DELIVER:
+        this.#enqueue(() => this.#deliver(b.object as Uint8Array));
+        return;
+      case Frames.PRESENCE:
+        this.#enqueue(() => this.#presence(b.object as Uint8Array));
+        return;
+      case Frames.SUBSCRIPTION:
+        this.emit('subscription', {
+          presentity: str(b.presentity),
+          watcher: str(b.watcher),
+          state: str(b.state),
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  #enqueue(job: () => Promise<void>): void {
+    this.#work = this.#work.then(job).catch(() => undefined);
+  }
+
+  #request(type: number, body: Body): Promise<Body> {
+    const conn = this.#conn;
+    if (conn === undefined || !this.#ready) {
+      return Promise.reject(new ImppError('ERR_CONNECTION_CLOSED', 'not connected'));
+    }
+    const id = this.#nextId++;
+    return new Promise<Body>((resolve, reject) => {
+      this.#requests.set(id, { resolve, reject });
+      try {
+        conn.send(type, { ...body, id });
+      } catch (e) {
+        this.#requests.delete(id);
+        reject(isImppError(e) ? e : new ImppError('ERR_CONNECTION_CLOSED', 'send failed'));
+      }
+    });
+  }
+
+  /** @internal For tests and tools: a raw request. */
+  rawRequest(type: number, body: Body): Promise<Body> {
+    return this.#request(type, body);
+  }
+
+  // ── Messages ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Sends `text` to every device of `to` and to this user's other devices. Resolves when the
+   * server has stored every copy. Returns the message ids (hex), one per device.
+   */
+  async sendMessage(to: string, text: string): Promise<string[]> {
+    const recipient = formatAddress(parseAddress(to));
+    const targets = await this.#targets(recipient);
+    if (recipient !== this.address) targets.push(...(await this.#targets(this.address)));
+    const cpim = encodeCpim(
+      cpimTextMessage({
+        from: { address: parseAddress(this.address) },
+        to: [{ address: parseAddress(recipient) }],
+        text,
+      }),
+    );
+    const sealed = sealForDevices(this.#sealDevice(), targets, 'message/cpim', cpim);
+    await this.#save();
+    for (const s of sealed) await this.#request(Frames.SEND, { object: s.bytes });
+    return sealed.map((s) => toHex(s.messageId));
+  }
+
+  /** Seal targets for every device of `address` (bundles fetched for devices without a session). */
+  async #targets(address: string): Promise<SealTarget[]> {
+    const devices = await this.#directory(address);
+    const device = this.#sealDevice();
+    // A directory key that differs from the one seen before is a key change: refuse that device.
+    const names = devices
+      .map((d) => ({ name: `${address}/${d.deviceId}`, key: d.identityKey }))
+      .filter((d) => d.name !== this.device && this.#checkKey(d.name, d.key))
+      .map((d) => d.name);
+    const missing = names.filter((n) => !device.hasSession(n));
+    const bundles = new Map<string, PrekeyBundle>();
+    if (missing.length > 0) {
+      const reply = await this.#request(Frames.GET_BUNDLES, { address });
+      for (const raw of reply.bundles as CborValue[]) {
+        const bundle = toBundle(asBody(raw));
+        if (!this.#checkKey(bundle.device, bundle.identityKey)) continue;
+        bundles.set(bundle.device, bundle);
+      }
+    }
+    const out: SealTarget[] = [];
+    for (const n of names) {
+      const bundle = bundles.get(n);
+      if (device.hasSession(n)) out.push({ to: n });
+      else if (bundle !== undefined) out.push({ to: n, bundle });
+    }
+    return out;
+  }
+
+  async #directory(address: string): Promise<DirectoryDevice[]> {
+    const reply = await this.#request(Frames.GET_DEVICES, { address });
+    return (reply.devices as CborValue[]).map((raw) => {
+      const d = asBody(raw);
+      return { deviceId: str(d.deviceId), identityKey: d.identityKey as Uint8Array };
+    });
+  }
+
+  /** Trust on first use per device, then a `keyChange` event (and refusal) on any change. */
+  #checkKey(device: string, key: Uint8Array): boolean {
+    const previous = this.#known.get(device);
+    if (previous === undefined) {
+      this.#known.set(device, Uint8Array.from(key));
+      return true;
+    }
+    if (sameKey(previous, key)) return true;
+    this.emit('keyChange', { device, previousKey: previous, newKey: Uint8Array.from(key) });
+    if (this.options.acceptKeyChanges === true) {
+      this.#known.set(device, Uint8Array.from(key));
+      return true;
+    }
+    return false;
+  }
+
+  async #deliver(object: Uint8Array): Promise<void> {
+    let id: Uint8Array;
+    let kind: string;
+    try {
+      const h = readEnvelopeHeader(object);
+      if (h.kind === 'presence') return;
+      id = h.messageId;
+      kind = h.kind;
+    } catch {
+      return;
+    }
+    const device = this.#sealDevice();
+    const options = {
+      trustNewIdentity: (sender: string, key: Uint8Array) => this.#checkKey(sender, key),
+    };
+    try {
+      if (kind === 'message') {
+        const opened = openMessage(device, object, options);
+        await this.#save();
+        let text: string;
+        try {
+          text = cpimText(decodeCpim(opened.payload));
+        } catch {
+          text = fromUtf8(opened.payload);
+        }
+        this.emit('message', {
+          id: toHex(opened.messageId),
+          from: formatAddress(opened.sender.address),
+          fromDevice: opened.senderDevice,
+          text,
+          timestamp: opened.timestamp,
+        });
+      } else {
+        const received = openPresenceKey(device, object, options);
+        const watch = await this.#watch(received.presentity);
+        watch.installKey(received);
+        this.#presenceKeys = [
+          ...this.#presenceKeys.filter(
+            (k) => k.presentity !== received.presentity || watch.epochs.includes(k.epoch),
+          ),
+          {
+            presentity: received.presentity,
+            epoch: received.epoch,
+            key: Uint8Array.from(received.key.expose()),
+            senderDevice: received.senderDevice,
+            senderIdentityKey: received.senderIdentityKey,
+          },
+        ];
+        await this.#save();
+        const stashed = this.#stashedPresence.get(received.presentity);
+        if (stashed !== undefined) await this.#presence(stashed);
+      }
+    } catch (e) {
+      // A replay is a duplicate delivery: acknowledge it silently. Anything else is dropped
+      // with an event; the object can never be opened, so keeping it would block the queue.
+      if (!isImppError(e, 'ERR_SEAL_REPLAY')) {
+        this.emit('undeliverable', { code: isImppError(e) ? e.code : 'ERR_SEAL_OPEN_FAILED' });
+      }
+    }
+    // Acknowledged only after the state that records the open is saved: at least once on the
+    // wire, exactly once to the application (the seal layer's replay check drops repeats).
+    await this.#request(Frames.ACK, { ids: [id] });
+  }
+
+  // ── Presence ───────────────────────────────────────────────────────────────────────────────
+
+  /** Asks to watch `presentity`'s presence. Resolves with the subscription state. */
+  async subscribe(presentity: string): Promise<string> {
+    const r = await this.#request(Frames.SUBSCRIBE, { presentity });
+    return str(r.state);
+  }
+
+  /** Withdraws a request or ends a subscription (`'none'`); a denial stands (`'denied'`). */
+  async unsubscribe(presentity: string): Promise<string> {
+    const r = await this.#request(Frames.UNSUBSCRIBE, { presentity });
+    return str(r.state);
+  }
+
+  /** Approves `watcher`: distributes the presence key to its devices, then tells the server. */
+  async approve(watcher: string): Promise<string> {
+    const publisher = this.#presencePublisher();
+    const address = formatAddress(parseAddress(watcher));
+    for (const t of await this.#targets(address)) {
+      const sealed = publisher.authorize(t);
+      await this.#save();
+      await this.#request(Frames.SEND, { object: sealed.bytes });
+    }
+    const r = await this.#request(Frames.DECIDE, { watcher: address, action: 'approve' });
+    return str(r.state);
+  }
+
+  /** Denies a pending request. */
+  async deny(watcher: string): Promise<string> {
+    const r = await this.#request(Frames.DECIDE, { watcher, action: 'deny' });
+    return str(r.state);
+  }
+
+  /** Revokes `watcher`: the server stops at once; the key rotates for the remaining watchers. */
+  async revoke(watcher: string): Promise<string> {
+    const address = formatAddress(parseAddress(watcher));
+    const r = await this.#request(Frames.DECIDE, { watcher: address, action: 'revoke' });
+    const publisher = this.#presencePublisher();
+    const gone = publisher.watchers.filter((w) => w.startsWith(`${address}/`));
+    const rotated = publisher.revoke(...gone);
+    await this.#save();
+    for (const s of rotated) await this.#request(Frames.SEND, { object: s.bytes });
+    return str(r.state);
+  }
+
+  /** Publishes presence (sealed PIDF) to approved watchers. */
+  async publishPresence(basic: 'open' | 'closed', note?: string): Promise<void> {
+    const pidf = buildPidf({
+      entity: parseAddress(this.address),
+      tuples: [{ id: 't1', status: { basic, extensions: [] }, extensions: [], notes: [] }],
+      notes: note === undefined ? [] : [{ text: note }],
+      extensions: [],
+    });
+    const object = this.#presencePublisher().publish(utf8(pidf));
+    await this.#save();
+    await this.#request(Frames.PUBLISH, { object });
+  }
+
+  /** Watchers and subscriptions of this user, as the server holds them. */
+  async subscriptions(): Promise<{
+    watchers: { watcher: string; state: string }[];
+    subscriptions: { presentity: string; state: string }[];
+  }> {
+    const r = await this.#request(Frames.LIST_WATCHERS, {});
+    return {
+      watchers: (r.watchers as CborValue[]).map((w) => {
+        const b = asBody(w);
+        return { watcher: str(b.watcher), state: str(b.state) };
+      }),
+      subscriptions: (r.subscriptions as CborValue[]).map((w) => {
+        const b = asBody(w);
+        return { presentity: str(b.presentity), state: str(b.state) };
+      }),
+    };
+  }
+
+  async #watch(presentity: string): Promise<PresenceWatch> {
+    let watch = this.#watches.get(presentity);
+    const devices = new Map<string, Uint8Array>();
+    for (const d of await this.#directory(presentity)) {
+      if (this.#checkKey(`${presentity}/${d.deviceId}`, d.identityKey)) {
+        devices.set(d.deviceId, d.identityKey);
+      }
+    }
+    if (watch === undefined) {
+      watch = new PresenceWatch(presentity, devices);
+      this.#watches.set(presentity, watch);
+    } else {
+      watch.setDevices(devices);
+    }
+    return watch;
+  }
+
+  async #presence(object: Uint8Array): Promise<void> {
+    let presentity: string;
+    try {
+      const h = readEnvelopeHeader(object);
+      if (h.kind !== 'presence') return;
+      presentity = h.presentity;
+    } catch {
+      return;
+    }
+    if (presentity === this.address) return;
+    let watch = this.#watches.get(presentity);
+    const saved = this.#presenceKeys.filter((k) => k.presentity === presentity);
+    if (watch === undefined && saved.length > 0) {
+      // Restarted: rebuild the watch from the keys kept in the state file.
+      const restored = await this.#watch(presentity);
+      for (const k of saved) {
+        try {
+          restored.installKey({ ...k, key: new SecretBytes(Uint8Array.from(k.key)) });
+        } catch {
+          // A key from a device no longer on the verified set is simply not used.
+        }
+      }
+      watch = restored;
+    }
+    if (watch === undefined || watch.epochs.length === 0) {
+      this.#stashedPresence.set(presentity, object); // the key may still be on its way
+      return;
+    }
+    try {
+      const opened = watch.open(object);
+      this.#stashedPresence.delete(presentity);
+      const doc = parsePidf(opened.pidf);
+      this.emit('presence', {
+        presentity,
+        basic: doc.tuples[0]?.status.basic,
+        note: doc.notes[0]?.text,
+        version: opened.version,
+      });
+    } catch (e) {
+      if (isImppError(e, 'ERR_SEAL_OPEN_FAILED')) this.#stashedPresence.set(presentity, object);
+    }
+  }
+
+  // ── Verification ───────────────────────────────────────────────────────────────────────────
+
+  /** The safety number between this user and `contact`, over both users' device keys. */
+  async safetyNumber(contact: string): Promise<string> {
+    const other = formatAddress(parseAddress(contact));
+    const mine = await this.#directory(this.address);
+    const theirs = await this.#directory(other);
+    return formatSafetyNumber(
+      safetyNumber(
+        { address: parseAddress(this.address), identityKeys: mine.map((d) => d.identityKey) },
+        { address: parseAddress(other), identityKeys: theirs.map((d) => d.identityKey) },
+      ),
+    );
+  }
+
+  /**
+   * Fetches and verifies `address`'s signed device list: the signature, the address, and that it
+   * extends the list verified before in this process (no rollback, signed by a device of the
+   * previous list). A first sight accepts a self-signed list (trust on first use; confirm with the
+   * safety number). Throws `ERR_DEVICE_LIST_INVALID`.
+   */
+  async deviceList(
+    address: string,
+  ): Promise<{ counter: number; devices: string[]; added: string[]; removed: string[] }> {
+    const canonical = formatAddress(parseAddress(address));
+    const reply = await this.#request(Frames.GET_DEVICES, { address: canonical });
+    if (!(reply.deviceList instanceof Uint8Array)) {
+      throw new ImppError('ERR_DEVICE_LIST_INVALID', 'the account has no device list');
+    }
+    const previous = this.#lists.get(canonical);
+    const update = verifyDeviceList(reply.deviceList, {
+      address: parseAddress(canonical),
+      ...(previous === undefined ? { firstSight: 'self-signed' as const } : { previous }),
+    });
+    this.#lists.set(canonical, update.list);
+    return {
+      counter: update.list.counter,
+      devices: update.list.devices.map((d) => d.deviceId),
+      added: update.added.map((d) => d.deviceId),
+      removed: update.removed.map((d) => d.deviceId),
+    };
+  }
+
+  /**
+   * Adds another device of this account (already registered, e.g. a new phone) to the signed
+   * device list: this device signs the next list (counter + 1) naming every device on the current
+   * list plus `deviceId` with the key the directory shows for it. Compare that key with the new
+   * device (e.g. its safety number) before calling this. Resolves with the new counter.
+   */
+  async addDevice(deviceId: string): Promise<number> {
+    const reply = await this.#request(Frames.GET_DEVICES, { address: this.address });
+    const listBytes = reply.deviceList;
+    if (!(listBytes instanceof Uint8Array)) {
+      throw new ImppError('ERR_DEVICE_LIST_INVALID', 'the account has no device list yet');
+    }
+    const current = decodeDeviceList(listBytes);
+    if (!current.devices.some((d) => d.deviceId === this.deviceId)) {
+      throw new ImppError('ERR_NOT_AUTHORIZED', 'this device is not on the current device list');
+    }
+    const entry = (reply.devices as CborValue[])
+      .map((raw) => asBody(raw))
+      .find((d) => d.deviceId === deviceId);
+    if (entry === undefined || !(entry.identityKey instanceof Uint8Array)) {
+      throw new ImppError('ERR_NOT_FOUND', 'no registered device with that id');
+    }
+    const identity = this.#identity as SigningKeyPair;
+    const next = createDeviceList({
+      address: parseAddress(this.address),
+      counter: current.counter + 1,
+      devices: [
+        ...current.devices.filter((d) => d.deviceId !== deviceId),
+        { deviceId, identityKey: entry.identityKey },
+      ],
+      signer: { deviceId: this.deviceId, secretKey: identity.secretKey },
+    });
+    const r = await this.#request(Frames.PUT_DEVICE_LIST, { deviceList: next.bytes });
+    return r.counter as number;
+  }
+
+  /**
+   * Checks that the domain logged this device's enrolment: fetches a signed tree head, checks it
+   * extends the last one this client trusted (no fork, no rollback), checks the inclusion proof
+   * of the enrolment entry, and that the logged statement is this device's, signed by the domain.
+   * Throws `ERR_KEYLOG_INCONSISTENT`, `ERR_KEYLOG_PROOF_INVALID` or `ERR_ENROLMENT_INVALID`.
+   */
+  async verifyEnrolment(): Promise<{ index: number; treeSize: number }> {
+    const domainKey = this.options.domainKey;
+    if (domainKey === undefined) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'domainKey is needed to verify the enrolment');
+    }
+    const own = this.#enrolment;
+    if (own === null) throw new ImppError('ERR_NOT_FOUND', 'this device has no enrolment yet');
+    const verifier = new KeyLogVerifier({
+      domain: parseAddress(this.address).domain,
+      logKey: this.options.logKey ?? domainKey,
+      ...(this.#trustedHead === null ? {} : { trusted: this.#trustedHead }),
+    });
+    const r = await this.#request(Frames.GET_LOG, {
+      since: verifier.trusted?.treeSize ?? 0,
+      index: own.index,
+    });
+    const head = verifier.update(r.head as Uint8Array, r.consistency as Uint8Array[]);
+    const entry = r.entry as Uint8Array;
+    verifier.verifyEntry(entry, own.index, r.inclusion as Uint8Array[]);
+    const statement = statementFromLogEntry(entry);
+    const verified = verifyEnrolmentStatement(statement, {
+      domainKey,
+      address: parseAddress(this.address),
+    });
+    if (
+      verified.statement.deviceId !== this.deviceId ||
+      !sameKey(verified.statement.identityKey, this.identityKey) ||
+      !sameKey(statement, own.statement)
+    ) {
+      throw new ImppError('ERR_ENROLMENT_INVALID', 'the logged enrolment is not this device’s');
+    }
+    this.#trustedHead = head.bytes;
+    await this.#save();
+    return { index: own.index, treeSize: head.treeSize };
+  }
+
+  // ── State ──────────────────────────────────────────────────────────────────────────────────
+
+  #sealDevice(): SealDevice {
+    if (this.#device === undefined) {
+      throw new ImppError(
+        'ERR_INVALID_ARGUMENT',
+        'connect() first: the device state is not loaded',
+      );
+    }
+    return this.#device;
+  }
+
+  #presencePublisher(): PresencePublisher {
+    this.#publisher ??= new PresencePublisher(this.#sealDevice());
+    return this.#publisher;
+  }
+
+  async #loadState(): Promise<void> {
+    if (this.#device !== undefined) return;
+    const bytes = await this.options.state.load();
+    if (bytes === undefined) {
+      this.#seed = randomBytes(32);
+      this.#identity = generateSigningKeyPair(this.#seed);
+      this.#device = SealDevice.create(this.device, {
+        identity: this.#identity,
+        oneTimePrekeys: 50,
+      });
+      await this.#save();
+      return;
+    }
+    const s = decodeState(bytes);
+    if (s.address !== this.address || s.deviceId !== this.deviceId) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'the state file belongs to another device');
+    }
+    this.#seed = s.seed;
+    this.#identity = generateSigningKeyPair(s.seed);
+    this.#device = SealDevice.restore(s.device);
+    this.#registered = s.registered;
+    this.#known = new Map(s.known);
+    this.#enrolment = s.enrolment;
+    this.#trustedHead = s.trustedHead;
+    this.#uploadedPrekeyId = s.uploadedPrekeyId;
+    this.#presenceKeys = [...s.presenceKeys];
+    if (s.publisher !== null)
+      this.#publisher = PresencePublisher.restore(this.#device, s.publisher);
+  }
+
+  async #save(): Promise<void> {
+    await this.options.state.save(
+      encodeState({
+        address: this.address,
+        deviceId: this.deviceId,
+        seed: this.#seed as Uint8Array,
+        device: this.#sealDevice().serialise(),
+        registered: this.#registered,
+        known: this.#known,
+        publisher: this.#publisher?.serialise() ?? null,
+        presenceKeys: this.#presenceKeys,
+        enrolment: this.#enrolment,
+        trustedHead: this.#trustedHead,
+        uploadedPrekeyId: this.#uploadedPrekeyId,
+      }),
+    );
+  }
+}
+
+function asBody(v: CborValue): Body {
+  if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {
+    throw new ImppError('ERR_PROTOCOL', 'expected a map');
+  }
+  return v as Body;
+}
+
+/** A text field from the server, or ERR_PROTOCOL. */
+function str(v: CborValue | undefined): string {
+  if (typeof v !== 'string') throw new ImppError('ERR_PROTOCOL', 'expected text from the server');
+  return v;
+}
+
+function errorCode(v: CborValue | undefined): ImppErrorCode {
+  return typeof v === 'string' && v.startsWith('ERR_') ? (v as ImppErrorCode) : 'ERR_PROTOCOL';
+}
+
+/** A bundle from the server's structured answer, checked by the seal layer (signature included). */
+function toBundle(b: Body): PrekeyBundle {
+  const spk = asBody(b.signedPrekey ?? null);
+  const otk = b.oneTimePrekey === undefined ? undefined : asBody(b.oneTimePrekey);
+  return decodePrekeyBundle(
+    encodePrekeyBundle({
+      device: str(b.device),
+      identityKey: b.identityKey as Uint8Array,
+      signedPrekey: {
+        id: spk.id as number,
+        publicKey: spk.publicKey as Uint8Array,
+        signature: spk.signature as Uint8Array,
+      },
+      ...(otk === undefined
+        ? {}
+        : { oneTimePrekey: { id: otk.id as number, publicKey: otk.publicKey as Uint8Array } }),
+    }),
+  );
+}

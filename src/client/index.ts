@@ -1,0 +1,19 @@
+/**
+ * impp client SDK (public entry point `impp/client`).
+ *
+ * @example
+ * ```ts
+ * import { ImppClient, FileStateStore } from 'impp/client';
+ * ```
+ */
+export {
+  ImppClient,
+  type ImppClientEvents,
+  type ImppClientOptions,
+  type KeyChangeEvent,
+  type ReceivedMessage,
+  type ReceivedPresence,
+  type SubscriptionEvent,
+} from './client.js';
+export { FileStateStore, type ClientStateStore } from './state.js';
+export { Frames, BINDING_LABEL, bindingInput } from './protocol.js';

@@ -1,0 +1,196 @@
+/**
+ * Local persistence of a client device: identity seed, seal state (sessions, prekeys), the
+ * identity keys seen for each contact device, and the presence publisher. Versioned JSON with
+ * base64url byte fields, written atomically (temporary file + rename) with mode 0600.
+ *
+ * Not yet: encryption at rest. The file holds secret keys; protect it with the OS (file mode,
+ * disk encryption) until a passphrase- or keychain-based wrapper exists.
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { ImppError } from '../errors.js';
+import { fromBase64Url, toBase64Url } from '../crypto/index.js';
+
+/** Where a client keeps its state. */
+export interface ClientStateStore {
+  /** The last saved bytes, or `undefined` on first use. */
+  load(): Promise<Uint8Array | undefined>;
+  /** Replaces the saved bytes atomically. */
+  save(bytes: Uint8Array): Promise<void>;
+}
+
+/**
+ * A state file on disk.
+ *
+ * @example
+ * ```ts
+ * const store = new FileStateStore('/home/alice/.impp/phone.state');
+ * ```
+ */
+export class FileStateStore implements ClientStateStore {
+  constructor(readonly path: string) {}
+
+  async load(): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await readFile(this.path));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new ImppError('ERR_STORAGE', 'cannot read the client state file', { cause: e });
+    }
+  }
+
+  async save(bytes: Uint8Array): Promise<void> {
+    const tmp = `${this.path}.tmp`;
+    try {
+      await writeFile(tmp, bytes, { mode: 0o600 });
+      await rename(tmp, this.path);
+    } catch (e) {
+      throw new ImppError('ERR_STORAGE', 'cannot write the client state file', { cause: e });
+    }
+  }
+}
+
+/** Version of the persisted state. */
+export const CLIENT_STATE_VERSION = 1;
+
+/** The persisted state, decoded. */
+export interface PersistedState {
+  readonly address: string;
+  readonly deviceId: string;
+  readonly seed: Uint8Array;
+  readonly device: Uint8Array;
+  readonly registered: boolean;
+  /** `user@domain/deviceId` → identity key first seen for it. */
+  readonly known: ReadonlyMap<string, Uint8Array>;
+  readonly publisher: Uint8Array | null;
+  /** This device's enrolment statement and its key-log index, once registered. */
+  readonly enrolment: { readonly index: number; readonly statement: Uint8Array } | null;
+  /** Highest one-time prekey id uploaded to the server (0 before registration). */
+  readonly uploadedPrekeyId: number;
+  /** The last key-log tree head this client verified (encoded), if any. */
+  readonly trustedHead: Uint8Array | null;
+  /** Presence keys received from contacts (the newest few per presentity). */
+  readonly presenceKeys: readonly StoredPresenceKey[];
+}
+
+/** A contact's presence key as received, kept so a restarted client can open updates. */
+export interface StoredPresenceKey {
+  readonly presentity: string;
+  readonly epoch: number;
+  readonly key: Uint8Array;
+  readonly senderDevice: string;
+  readonly senderIdentityKey: Uint8Array;
+}
+
+/**
+ * Encodes the state.
+ *
+ * @example
+ * ```ts
+ * await store.save(encodeState(state));
+ * ```
+ */
+export function encodeState(s: PersistedState): Uint8Array {
+  const json = {
+    v: CLIENT_STATE_VERSION,
+    address: s.address,
+    deviceId: s.deviceId,
+    seed: toBase64Url(s.seed),
+    device: toBase64Url(s.device),
+    registered: s.registered,
+    known: Object.fromEntries([...s.known].map(([k, v]) => [k, toBase64Url(v)])),
+    publisher: s.publisher === null ? null : toBase64Url(s.publisher),
+    enrolment:
+      s.enrolment === null
+        ? null
+        : { index: s.enrolment.index, statement: toBase64Url(s.enrolment.statement) },
+    trustedHead: s.trustedHead === null ? null : toBase64Url(s.trustedHead),
+    uploadedPrekeyId: s.uploadedPrekeyId,
+    presenceKeys: s.presenceKeys.map((k) => ({
+      presentity: k.presentity,
+      epoch: k.epoch,
+      key: toBase64Url(k.key),
+      senderDevice: k.senderDevice,
+      senderIdentityKey: toBase64Url(k.senderIdentityKey),
+    })),
+  };
+  return new TextEncoder().encode(JSON.stringify(json));
+}
+
+/**
+ * Decodes the state; refuses unknown versions.
+ *
+ * @example
+ * ```ts
+ * const state = decodeState(await store.load());
+ * ```
+ */
+export function decodeState(bytes: Uint8Array): PersistedState {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as Record<
+      string,
+      unknown
+    >;
+  } catch (cause) {
+    throw new ImppError('ERR_STORAGE', 'client state file is not valid', { cause });
+  }
+  if (v.v !== CLIENT_STATE_VERSION) {
+    throw new ImppError('ERR_STORAGE', 'client state file has an unsupported version');
+  }
+  const str = (k: string): string => {
+    const x = v[k];
+    if (typeof x !== 'string') throw new ImppError('ERR_STORAGE', `client state: ${k} missing`);
+    return x;
+  };
+  const known = new Map<string, Uint8Array>();
+  const k = v.known;
+  if (k !== null && typeof k === 'object') {
+    for (const [name, key] of Object.entries(k as Record<string, unknown>)) {
+      if (typeof key === 'string') known.set(name, fromBase64Url(key, 'known'));
+    }
+  }
+  const presenceKeys: StoredPresenceKey[] = [];
+  if (Array.isArray(v.presenceKeys)) {
+    for (const raw of v.presenceKeys as Record<string, unknown>[]) {
+      if (
+        typeof raw.presentity !== 'string' ||
+        typeof raw.epoch !== 'number' ||
+        typeof raw.key !== 'string' ||
+        typeof raw.senderDevice !== 'string' ||
+        typeof raw.senderIdentityKey !== 'string'
+      ) {
+        throw new ImppError('ERR_STORAGE', 'client state: a presence key is malformed');
+      }
+      presenceKeys.push({
+        presentity: raw.presentity,
+        epoch: raw.epoch,
+        key: fromBase64Url(raw.key, 'key'),
+        senderDevice: raw.senderDevice,
+        senderIdentityKey: fromBase64Url(raw.senderIdentityKey, 'senderIdentityKey'),
+      });
+    }
+  }
+  const e = v.enrolment as { index?: unknown; statement?: unknown } | null | undefined;
+  const enrolment =
+    e !== null && e !== undefined && typeof e.index === 'number' && typeof e.statement === 'string'
+      ? { index: e.index, statement: fromBase64Url(e.statement, 'enrolment') }
+      : null;
+  const uploaded = v.uploadedPrekeyId;
+  return {
+    enrolment,
+    uploadedPrekeyId:
+      typeof uploaded === 'number' && Number.isSafeInteger(uploaded) && uploaded >= 0
+        ? uploaded
+        : 0,
+    trustedHead:
+      typeof v.trustedHead === 'string' ? fromBase64Url(v.trustedHead, 'trustedHead') : null,
+    presenceKeys,
+    address: str('address'),
+    deviceId: str('deviceId'),
+    seed: fromBase64Url(str('seed'), 'seed'),
+    device: fromBase64Url(str('device'), 'device'),
+    registered: v.registered === true,
+    known,
+    publisher: typeof v.publisher === 'string' ? fromBase64Url(v.publisher, 'publisher') : null,
+  };
+}

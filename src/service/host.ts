@@ -1,0 +1,38 @@
+/**
+ * What a device session needs from its server, as an interface, so that the session does not
+ * import the server (no import cycle) and tests could host sessions differently.
+ */
+import type { Authenticator } from '../auth/server.js';
+import type { SigningKeyPair } from '../crypto/index.js';
+import type { KeyLog } from '../trust/keylog/log.js';
+import type { ServiceStore } from './store/types.js';
+
+/** A bound device session as the router sees it. */
+export interface RoutablePeer {
+  /** Pushes pending queued objects, in order. */
+  flush(): Promise<void>;
+  /** Pushes a presence object (same bytes to every watcher). */
+  pushPresence(object: Uint8Array): void;
+  /** Pushes a subscription state change. */
+  pushSubscription(presentity: string, watcher: string, state: string): void;
+  /** Another connection bound the same device: give way. */
+  replaced(): void;
+}
+
+/** The server as its sessions see it. */
+export interface SessionHost {
+  readonly domain: string;
+  readonly store: ServiceStore;
+  readonly authenticator: Authenticator;
+  readonly domainKey: SigningKeyPair;
+  /** Signs key-log tree heads (the domain key unless configured apart). */
+  readonly logKey: SigningKeyPair;
+  readonly keyLog: KeyLog;
+  readonly now: () => number;
+  /** The bound session of `user@domain/deviceId`, if online. */
+  online(device: string): RoutablePeer | undefined;
+  /** Bound sessions of every device of `user@domain`. */
+  onlineOf(address: string): RoutablePeer[];
+  /** A session finished device binding. */
+  bound(device: string, peer: RoutablePeer): void;
+}

@@ -1,0 +1,191 @@
+/**
+ * The client protocol's frame types, limits and body readers (docs/protocol.md, "Client
+ * protocol"). The client SDK keeps its own copy of these numbers (src/client/protocol.ts may not
+ * import the service); a test checks that the two tables agree.
+ */
+import { ImppError, type ImppErrorCode } from '../errors.js';
+import type { CborValue } from '../transport/cbor-strict.js';
+
+/**
+ * Application frame types (≥ 16). Requests carry a client-chosen `id`; answers echo it.
+ *
+ * @example
+ * ```ts
+ * conn.send(ClientFrame.RESULT, { id, duplicate: false });
+ * ```
+ */
+export const ClientFrame = {
+  /** s→c, unsolicited, first application frame: `{ mechanisms: text[] }`. */
+  AUTH_OFFER: 16,
+  /** c→s `{ mechanism: text, initial: bytes | null }`. */
+  AUTH_START: 17,
+  /** c→s `{ data: bytes }`. */
+  AUTH_RESPONSE: 18,
+  /** s→c `{ data: bytes }`. */
+  AUTH_CHALLENGE: 19,
+  /** s→c `{ additionalData: bytes | null, address: text, nonce: bytes(32) }`. */
+  AUTH_SUCCESS: 20,
+  /** s→c `{ failure: text }`, then CLOSE `ERR_AUTH_FAILED`. */
+  AUTH_FAILURE: 21,
+  /** c→s `{ deviceId: text, identityKey: bytes(32), signature: bytes(64) }`. */
+  BIND: 22,
+  /** s→c `{ address: text, deviceId: text, registered: bool }`. */
+  BOUND: 23,
+
+  /** c→s requests (each body has `id: uint`). */
+  REGISTER: 32,
+  PUT_DEVICE_LIST: 33,
+  GET_DEVICES: 34,
+  GET_BUNDLES: 35,
+  ADD_PREKEYS: 36,
+  SEND: 37,
+  ACK: 38,
+  SUBSCRIBE: 39,
+  UNSUBSCRIBE: 40,
+  DECIDE: 41,
+  LIST_WATCHERS: 42,
+  PUBLISH: 43,
+  FETCH: 44,
+  GET_LOG: 45,
+
+  /** s→c answers. */
+  RESULT: 48,
+  ERROR: 49,
+
+  /** s→c pushes. */
+  DELIVER: 64,
+  PRESENCE: 65,
+  SUBSCRIPTION: 66,
+} as const;
+
+/**
+ * Limits of the client protocol (besides the transport's).
+ *
+ * @example
+ * ```ts
+ * bytes(body, 'object', 1, PROTOCOL_LIMITS.maxObjectBytes);
+ * ```
+ */
+export const PROTOCOL_LIMITS = {
+  /** Largest sealed object accepted in SEND or PUBLISH (bytes; the seal layer's MAX_SEALED_BYTES). */
+  maxObjectBytes: 256 * 1024,
+  /** One-time prekeys per ADD_PREKEYS / REGISTER. */
+  maxPrekeysPerUpload: 100,
+  /** Message ids per ACK. */
+  maxAckIds: 256,
+  /** Objects pushed per DELIVER batch at login (then more after ACKs). */
+  deliverBatch: 64,
+  /** Largest signed device list or enrolment statement accepted (bytes). */
+  maxTrustObjectBytes: 64 * 1024,
+  /** Largest request id. */
+  maxRequestId: 2 ** 32 - 1,
+} as const;
+
+/** Label of the device-binding signature (docs/protocol.md, "Device binding"). */
+export const DEVICE_BINDING_LABEL = 'impp/v1/device-binding';
+
+/** A request body after the shape check: a map with an `id`. */
+export type Body = { readonly [key: string]: CborValue };
+
+/** Throws ERR_PROTOCOL naming the field. */
+export function bad(field: string, expected: string): never {
+  throw new ImppError('ERR_PROTOCOL', `${field}: expected ${expected}`);
+}
+
+/**
+ * Reads a frame body as a map.
+ *
+ * @example
+ * ```ts
+ * const b = asBody(frame.body);
+ * ```
+ */
+export function asBody(value: CborValue): Body {
+  if (
+    value === null ||
+    typeof value !== 'object' ||
+    Array.isArray(value) ||
+    value instanceof Uint8Array
+  ) {
+    bad('body', 'a map');
+  }
+  return value as Body;
+}
+
+/**
+ * A text field of at most `max` characters.
+ *
+ * @example
+ * ```ts
+ * const who = text(body, 'address', 512);
+ * ```
+ */
+export function text(body: Body, field: string, max: number): string {
+  const v = body[field];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) bad(field, `text of 1..${max}`);
+  return v;
+}
+
+/**
+ * A byte-string field of `min`..`max` bytes.
+ *
+ * @example
+ * ```ts
+ * const key = bytes(body, 'identityKey', 32, 32);
+ * ```
+ */
+export function bytes(body: Body, field: string, min: number, max: number): Uint8Array {
+  const v = body[field];
+  if (!(v instanceof Uint8Array) || v.length < min || v.length > max) {
+    bad(field, `bytes of ${min}..${max}`);
+  }
+  return v;
+}
+
+/**
+ * An unsigned integer field up to `max`.
+ *
+ * @example
+ * ```ts
+ * const id = uint(body, 'id', 2 ** 32 - 1);
+ * ```
+ */
+export function uint(body: Body, field: string, max: number): number {
+  const v = body[field];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > max) {
+    bad(field, `an integer 0..${max}`);
+  }
+  return v;
+}
+
+/**
+ * An array field of at most `max` items.
+ *
+ * @example
+ * ```ts
+ * const ids = list(body, 'ids', 256);
+ * ```
+ */
+export function list(body: Body, field: string, max: number): readonly CborValue[] {
+  const v = body[field];
+  if (!Array.isArray(v) || v.length > max) bad(field, `an array of at most ${max}`);
+  return v as readonly CborValue[];
+}
+
+/** Error codes that may appear in an ERROR frame (others are reported as ERR_PROTOCOL). */
+export const WIRE_ERROR_CODES: readonly ImppErrorCode[] = [
+  'ERR_PROTOCOL',
+  'ERR_NOT_AUTHORIZED',
+  'ERR_NOT_FOUND',
+  'ERR_CONFLICT',
+  'ERR_QUOTA_EXCEEDED',
+  'ERR_DEVICE_LIST_INVALID',
+  'ERR_SEAL_MALFORMED',
+  'ERR_SEAL_UNSUPPORTED',
+  'ERR_SEAL_TOO_LARGE',
+  'ERR_SEAL_ROLLBACK',
+  'ERR_INVALID_ARGUMENT',
+  'ERR_ADDRESS_INVALID',
+  'ERR_DOMAIN_NOT_SERVED',
+  'ERR_STORAGE',
+];

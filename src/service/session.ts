@@ -1,0 +1,682 @@
+/**
+ * One client connection on the server: SASL in frames, device binding, then requests
+ * (docs/protocol.md, "Client protocol"). Requests of one connection are handled one at a time,
+ * in order; a request's failure is answered with ERROR and the session carries on, while a
+ * protocol violation before authentication closes the connection.
+ */
+import type { AuthSession, SessionOutcome } from '../auth/server.js';
+import type { AuthResult, ChannelInfo } from '../auth/types.js';
+import { randomBytes } from '../crypto/index.js';
+import { ImppError, isImppError } from '../errors.js';
+import { readEnvelopeHeader } from '../seal/header.js';
+import type { CborValue } from '../transport/cbor-strict.js';
+import type { Connection } from '../transport/connection.js';
+import type { Frame } from '../transport/frame-codec.js';
+import {
+  formatAddress,
+  isValidDeviceId,
+  parseAddress,
+  parseDeviceAddress,
+} from '../trust/address.js';
+import { decodeDeviceList, verifyDeviceList } from '../trust/device-list.js';
+import { enrolmentLogEntry, issueEnrolmentStatement } from '../trust/enrolment.js';
+import { sameKey } from '../trust/identity.js';
+import { verifyBinding } from './binding.js';
+import {
+  type Body,
+  ClientFrame,
+  PROTOCOL_LIMITS,
+  WIRE_ERROR_CODES,
+  asBody,
+  bad,
+  bytes,
+  list,
+  text,
+  uint,
+} from './protocol.js';
+import type { RoutablePeer, SessionHost } from './host.js';
+import type { OneTimePrekey, SubscriptionAction } from './store/types.js';
+
+type Phase = 'auth' | 'bind' | 'ready' | 'closed';
+
+const MAX_ADDRESS = 512;
+
+function notAuthorized(message: string): ImppError {
+  return new ImppError('ERR_NOT_AUTHORIZED', message);
+}
+
+/** @internal A device's connection, from TLS to close. */
+export class DeviceSession implements RoutablePeer {
+  #phase: Phase = 'auth';
+  #auth: AuthSession | undefined;
+  #result: AuthResult | undefined;
+  #address: string | undefined;
+  #deviceId: string | undefined;
+  #nonce: Uint8Array | undefined;
+  #registered = false;
+  #flushing = false;
+  #flushAgain = false;
+  #lastSeq = 0;
+  readonly #channel: ChannelInfo;
+
+  constructor(
+    private readonly server: SessionHost,
+    readonly connection: Connection,
+  ) {
+    this.#channel = {
+      secure: true,
+      tlsVersion: 'TLSv1.3',
+      tlsExporter: connection.channelBinding(),
+      ...(connection.remoteAddress === undefined
+        ? {}
+        : { remoteAddress: connection.remoteAddress }),
+    };
+  }
+
+  /** `user@domain/deviceId` once bound. */
+  get device(): string | undefined {
+    return this.#address === undefined || this.#deviceId === undefined
+      ? undefined
+      : `${this.#address}/${this.#deviceId}`;
+  }
+
+  get address(): string | undefined {
+    return this.#address;
+  }
+
+  start(): void {
+    this.#send(ClientFrame.AUTH_OFFER, {
+      mechanisms: this.server.authenticator.offer(this.#channel),
+    });
+    void this.#run();
+  }
+
+  /** Another connection bound the same device: this one gives way. */
+  replaced(): void {
+    this.connection.close(new ImppError('ERR_CONFLICT', 'the device connected again elsewhere'));
+  }
+
+  async #run(): Promise<void> {
+    try {
+      for await (const frame of this.connection.frames()) {
+        await this.#handle(frame);
+        if (this.#phase === 'closed') break;
+      }
+    } catch (e) {
+      this.connection.close(
+        isImppError(e) ? e : new ImppError('ERR_PROTOCOL', 'internal error in this session'),
+      );
+    } finally {
+      this.#phase = 'closed';
+      if (this.#auth !== undefined && this.#result === undefined) void this.#auth.abort();
+    }
+  }
+
+  async #handle(frame: Frame): Promise<void> {
+    switch (this.#phase) {
+      case 'auth':
+        await this.#authFrame(frame);
+        return;
+      case 'bind':
+        await this.#bindFrame(frame);
+        return;
+      case 'ready':
+        await this.#request(frame);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  // ── SASL (RFC 4422) carried in frames ──────────────────────────────────────────────────────
+
+  async #authFrame(frame: Frame): Promise<void> {
+    let outcome: SessionOutcome;
+    if (frame.type === ClientFrame.AUTH_START) {
+      if (this.#auth !== undefined) throw new ImppError('ERR_PROTOCOL', 'AUTH_START sent twice');
+      const body = asBody(frame.body);
+      const mechanism = text(body, 'mechanism', 20);
+      const initial = body.initial;
+      if (initial !== null && !(initial instanceof Uint8Array)) bad('initial', 'bytes or null');
+      this.#auth = this.server.authenticator.begin(this.#channel);
+      outcome = await this.#auth.start(mechanism, initial ?? null);
+    } else if (frame.type === ClientFrame.AUTH_RESPONSE) {
+      if (this.#auth === undefined)
+        throw new ImppError('ERR_PROTOCOL', 'AUTH_RESPONSE before AUTH_START');
+      outcome = await this.#auth.respond(bytes(asBody(frame.body), 'data', 0, 64 * 1024));
+    } else {
+      // Any request before authentication: refused, and the connection closes.
+      throw notAuthorized('authenticate first');
+    }
+    if (outcome.type === 'challenge') {
+      this.#send(ClientFrame.AUTH_CHALLENGE, { data: outcome.challenge });
+      return;
+    }
+    if (outcome.type === 'failure') {
+      this.#send(ClientFrame.AUTH_FAILURE, { failure: outcome.failure });
+      this.#phase = 'closed';
+      this.connection.close(new ImppError('ERR_AUTH_FAILED', 'authentication failed'));
+      return;
+    }
+    this.#result = outcome.result;
+    this.#address = formatAddress(outcome.result.principal);
+    this.#nonce = randomBytes(32);
+    this.#phase = 'bind';
+    // LIMITS before the success frame (docs/protocol.md, Transport §4).
+    this.connection.markAuthenticated();
+    this.#send(ClientFrame.AUTH_SUCCESS, {
+      additionalData: outcome.additionalData,
+      address: this.#address,
+      nonce: this.#nonce,
+    });
+  }
+
+  // ── Device binding ─────────────────────────────────────────────────────────────────────────
+
+  async #bindFrame(frame: Frame): Promise<void> {
+    if (frame.type !== ClientFrame.BIND) throw notAuthorized('bind a device first');
+    const body = asBody(frame.body);
+    const deviceId = text(body, 'deviceId', 64);
+    if (!isValidDeviceId(deviceId)) bad('deviceId', 'a device id');
+    const identityKey = bytes(body, 'identityKey', 32, 32);
+    const signature = bytes(body, 'signature', 64, 64);
+    const address = this.#address as string;
+    const ok = verifyBinding(
+      {
+        exporter: this.#channel.tlsExporter as Uint8Array,
+        nonce: this.#nonce as Uint8Array,
+        address,
+        deviceId,
+        identityKey,
+      },
+      signature,
+    );
+    if (!ok) throw notAuthorized('device binding signature does not verify');
+    const existing = await this.server.store.devices.get(address, deviceId);
+    if (existing !== undefined) {
+      if (existing.revoked) throw notAuthorized('this device was revoked');
+      if (!sameKey(existing.identityKey, identityKey)) {
+        throw notAuthorized('this device id is registered with another identity key');
+      }
+    }
+    this.#deviceId = deviceId;
+    this.#identityKey = identityKey;
+    this.#registered = existing !== undefined;
+    this.#phase = 'ready';
+    this.server.bound(`${address}/${deviceId}`, this);
+    this.#send(ClientFrame.BOUND, { address, deviceId, registered: this.#registered });
+    if (this.#registered) await this.#online();
+  }
+
+  #identityKey: Uint8Array | undefined;
+
+  /** Just bound (or registered): pending messages, then the latest presence of each contact. */
+  async #online(): Promise<void> {
+    await this.flush();
+    const me = this.#address as string;
+    for (const sub of await this.server.store.subscriptions.listForWatcher(me)) {
+      if (sub.state !== 'approved') continue;
+      const latest = await this.server.store.presence.latest(sub.presentity);
+      if (latest !== undefined) this.#push(ClientFrame.PRESENCE, { object: latest.bytes });
+    }
+    const own = await this.server.store.presence.latest(me);
+    if (own !== undefined) this.#push(ClientFrame.PRESENCE, { object: own.bytes });
+  }
+
+  /**
+   * @internal Pushes every pending object after the last one pushed, in queue order. A push that
+   * arrives during a flush only asks the flush to look again, so order is kept.
+   */
+  async flush(): Promise<void> {
+    const device = this.device;
+    if (device === undefined || !this.#registered || this.#phase !== 'ready') return;
+    if (this.#flushing) {
+      this.#flushAgain = true;
+      return;
+    }
+    this.#flushing = true;
+    try {
+      for (let rounds = 0; rounds < 10_000; rounds++) {
+        const batch = await this.server.store.queue.pending(device, {
+          after: this.#lastSeq,
+          limit: PROTOCOL_LIMITS.deliverBatch,
+        });
+        for (const p of batch) {
+          if (this.connection.state !== 'open') return;
+          this.#lastSeq = p.seq;
+          if (!this.connection.send(ClientFrame.DELIVER, { seq: p.seq, object: p.bytes })) {
+            await this.connection.drained();
+          }
+        }
+        if (batch.length === 0 && !this.#takeFlushAgain()) return;
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /** Whether a push asked the running flush to look again (and clears the request). */
+  #takeFlushAgain(): boolean {
+    const again = this.#flushAgain;
+    this.#flushAgain = false;
+    return again;
+  }
+
+  /** @internal Sends a push if the connection is open (presence, subscription events). */
+  pushPresence(object: Uint8Array): void {
+    if (this.#registered) this.#push(ClientFrame.PRESENCE, { object });
+  }
+
+  /** @internal */
+  pushSubscription(presentity: string, watcher: string, state: string): void {
+    if (this.#registered) this.#push(ClientFrame.SUBSCRIPTION, { presentity, watcher, state });
+  }
+
+  // ── Requests ───────────────────────────────────────────────────────────────────────────────
+
+  async #request(frame: Frame): Promise<void> {
+    const body = asBody(frame.body);
+    const id = uint(body, 'id', PROTOCOL_LIMITS.maxRequestId);
+    try {
+      if (!this.#registered && frame.type !== ClientFrame.REGISTER) {
+        throw notAuthorized('register this device first');
+      }
+      const result = await this.#dispatch(frame.type, body);
+      this.#send(ClientFrame.RESULT, { id, ...result });
+    } catch (e) {
+      if (!isImppError(e)) throw e;
+      const code = WIRE_ERROR_CODES.includes(e.code) ? e.code : 'ERR_PROTOCOL';
+      this.#send(ClientFrame.ERROR, { id, code, message: e.message.slice(0, 200) });
+    }
+  }
+
+  async #dispatch(type: number, body: Body): Promise<Body> {
+    switch (type) {
+      case ClientFrame.REGISTER:
+        return this.#register(body);
+      case ClientFrame.PUT_DEVICE_LIST:
+        return this.#putDeviceList(body);
+      case ClientFrame.GET_DEVICES:
+        return this.#getDevices(body);
+      case ClientFrame.GET_BUNDLES:
+        return this.#getBundles(body);
+      case ClientFrame.ADD_PREKEYS:
+        return this.#addPrekeys(body);
+      case ClientFrame.SEND:
+        return this.#sendObject(body);
+      case ClientFrame.ACK:
+        return this.#ack(body);
+      case ClientFrame.FETCH:
+        return this.#fetch(body);
+      case ClientFrame.SUBSCRIBE:
+        return this.#subscription(body, 'request');
+      case ClientFrame.UNSUBSCRIBE:
+        return this.#subscription(body, 'cancel');
+      case ClientFrame.DECIDE:
+        return this.#decide(body);
+      case ClientFrame.LIST_WATCHERS:
+        return this.#listWatchers();
+      case ClientFrame.PUBLISH:
+        return this.#publish(body);
+      case ClientFrame.GET_LOG:
+        return Promise.resolve(this.#getLog(body));
+      default:
+        throw new ImppError('ERR_PROTOCOL', `unknown request type ${type}`);
+    }
+  }
+
+  /** A local address from a request; another domain is refused clearly (no federation yet). */
+  #localAddress(body: Body, field: string): string {
+    const address = formatAddress(parseAddress(text(body, field, MAX_ADDRESS)));
+    if (parseAddress(address).domain !== this.server.domain) {
+      throw new ImppError(
+        'ERR_DOMAIN_NOT_SERVED',
+        `${field}: this server serves only ${this.server.domain}; federation is not available`,
+      );
+    }
+    return address;
+  }
+
+  async #register(body: Body): Promise<Body> {
+    if (this.#registered) throw new ImppError('ERR_CONFLICT', 'this device is already registered');
+    const store = this.server.store;
+    const address = this.#address as string;
+    const deviceId = this.#deviceId as string;
+    const identityKey = this.#identityKey as Uint8Array;
+    const spk = readSignedPrekey(body);
+    const otks = readPrekeys(body);
+    const previous = await store.deviceLists.latest(address);
+    const listBytes =
+      body.deviceList === undefined || body.deviceList === null
+        ? undefined
+        : bytes(body, 'deviceList', 1, PROTOCOL_LIMITS.maxTrustObjectBytes);
+    let accepted: { counter: number; bytes: Uint8Array } | undefined;
+    if (listBytes !== undefined) {
+      const update = verifyDeviceList(listBytes, {
+        address: parseAddress(address),
+        ...(previous === undefined ? {} : { previous: decodeDeviceList(previous.bytes) }),
+      });
+      const entry = update.list.devices.find((d) => d.deviceId === deviceId);
+      if (entry === undefined || !sameKey(entry.identityKey, identityKey)) {
+        throw new ImppError(
+          'ERR_DEVICE_LIST_INVALID',
+          'device list does not name this device and key',
+        );
+      }
+      accepted = { counter: update.list.counter, bytes: listBytes };
+    } else if (previous === undefined) {
+      throw new ImppError(
+        'ERR_DEVICE_LIST_INVALID',
+        'the first device must publish a genesis device list',
+      );
+    }
+    const result = this.#result as AuthResult;
+    const now = this.server.now();
+    const statement = issueEnrolmentStatement(
+      {
+        address: parseAddress(address),
+        deviceId,
+        identityKey,
+        mechanism: result.mechanism,
+        provider: result.provider,
+        channelBound: result.channelBound,
+        authenticatedAt: result.authenticatedAt,
+        issuedAt: now,
+        certificate: null,
+      },
+      this.server.domainKey.secretKey,
+    );
+    await store.devices.register({
+      address,
+      deviceId,
+      identityKey,
+      enrolment: statement.bytes,
+      createdAt: now,
+    });
+    const { index } = this.server.keyLog.append(enrolmentLogEntry(statement));
+    const device = `${address}/${deviceId}`;
+    await store.prekeys.putSignedPrekey(device, { ...spk, uploadedAt: now });
+    if (otks.length > 0) await store.prekeys.addOneTimePrekeys(device, otks);
+    if (accepted !== undefined) {
+      await store.deviceLists.put({
+        address,
+        counter: accepted.counter,
+        bytes: accepted.bytes,
+        storedAt: now,
+      });
+    }
+    this.#registered = true;
+    return { enrolment: statement.bytes, logIndex: index };
+  }
+
+  async #putDeviceList(body: Body): Promise<Body> {
+    const address = this.#address as string;
+    const store = this.server.store;
+    const listBytes = bytes(body, 'deviceList', 1, PROTOCOL_LIMITS.maxTrustObjectBytes);
+    const previous = await store.deviceLists.latest(address);
+    const update = verifyDeviceList(listBytes, {
+      address: parseAddress(address),
+      ...(previous === undefined ? {} : { previous: decodeDeviceList(previous.bytes) }),
+    });
+    if (update.list.signer !== this.#deviceId) {
+      throw notAuthorized('a device publishes only lists it signed itself');
+    }
+    const stored = await store.deviceLists.put({
+      address,
+      counter: update.list.counter,
+      bytes: listBytes,
+      storedAt: this.server.now(),
+    });
+    if (!stored) throw new ImppError('ERR_CONFLICT', 'a newer device list is already stored');
+    return { counter: update.list.counter };
+  }
+
+  async #getDevices(body: Body): Promise<Body> {
+    const address = this.#localAddress(body, 'address');
+    const store = this.server.store;
+    const listed = await store.deviceLists.latest(address);
+    const devices = await store.devices.list(address);
+    return {
+      deviceList: listed?.bytes ?? null,
+      devices: devices.map((d) => ({
+        deviceId: d.deviceId,
+        identityKey: d.identityKey,
+        enrolment: d.enrolment,
+      })),
+    };
+  }
+
+  async #getBundles(body: Body): Promise<Body> {
+    const address = this.#localAddress(body, 'address');
+    const store = this.server.store;
+    const bundles: CborValue[] = [];
+    for (const d of await store.devices.list(address)) {
+      const device = `${address}/${d.deviceId}`;
+      if (device === this.device) continue;
+      const spk = await store.prekeys.signedPrekey(device);
+      if (spk === undefined) continue;
+      // Handed out once: the store deletes the one-time prekey it returns.
+      const otk = await store.prekeys.takeOneTimePrekey(device);
+      bundles.push({
+        device,
+        identityKey: d.identityKey,
+        signedPrekey: { id: spk.keyId, publicKey: spk.publicKey, signature: spk.signature },
+        ...(otk === undefined
+          ? {}
+          : { oneTimePrekey: { id: otk.keyId, publicKey: otk.publicKey } }),
+      });
+    }
+    return { bundles };
+  }
+
+  async #addPrekeys(body: Body): Promise<Body> {
+    const device = this.device as string;
+    const keys = readPrekeys(body);
+    if (keys.length > 0) await this.server.store.prekeys.addOneTimePrekeys(device, keys);
+    if (body.signedPrekey !== undefined) {
+      await this.server.store.prekeys.putSignedPrekey(device, {
+        ...readSignedPrekey(body),
+        uploadedAt: this.server.now(),
+      });
+    }
+    return { count: await this.server.store.prekeys.countOneTimePrekeys(device) };
+  }
+
+  async #sendObject(body: Body): Promise<Body> {
+    const object = bytes(body, 'object', 1, PROTOCOL_LIMITS.maxObjectBytes);
+    const header = readEnvelopeHeader(object);
+    if (header.kind === 'presence')
+      bad('object', 'a message or key-distribution object (use PUBLISH)');
+    const to = parseDeviceAddress(header.recipientDevice);
+    if (to.address.domain !== this.server.domain) {
+      throw new ImppError(
+        'ERR_DOMAIN_NOT_SERVED',
+        `recipient domain is not served here (${this.server.domain}); federation is not available`,
+      );
+    }
+    const recipient = `${formatAddress(to.address)}/${to.deviceId}`;
+    const outcome = await this.server.store.queue.enqueue({
+      id: header.messageId,
+      recipientDevice: recipient,
+      kind: header.kind,
+      bytes: object,
+      receivedAt: this.server.now(),
+    });
+    if (outcome.status === 'stored') {
+      // Stored (durably, per the store's commit) before the sender hears "ok".
+      // A failed push is not the sender's problem: the object stays queued for the next login.
+      this.server
+        .online(recipient)
+        ?.flush()
+        .catch(() => undefined);
+    }
+    return { duplicate: outcome.status === 'duplicate' };
+  }
+
+  #ownQueue(body: Body): string {
+    const device = this.device as string;
+    if (body.device !== undefined && text(body, 'device', MAX_ADDRESS) !== device) {
+      throw notAuthorized('a device reads and acknowledges only its own queue');
+    }
+    return device;
+  }
+
+  async #ack(body: Body): Promise<Body> {
+    const device = this.#ownQueue(body);
+    const ids = list(body, 'ids', PROTOCOL_LIMITS.maxAckIds).map((v, i) => {
+      if (!(v instanceof Uint8Array) || v.length !== 16) bad(`ids[${i}]`, '16 bytes');
+      return v;
+    });
+    return { removed: await this.server.store.queue.acknowledge(device, ids) };
+  }
+
+  async #fetch(body: Body): Promise<Body> {
+    const device = this.#ownQueue(body);
+    const after = body.after === undefined ? 0 : uint(body, 'after', Number.MAX_SAFE_INTEGER);
+    const pending = await this.server.store.queue.pending(device, {
+      after,
+      limit: PROTOCOL_LIMITS.deliverBatch,
+    });
+    return { objects: pending.map((p) => ({ seq: p.seq, object: p.bytes })) };
+  }
+
+  async #subscription(body: Body, action: SubscriptionAction): Promise<Body> {
+    const presentity = this.#localAddress(body, 'presentity');
+    const watcher = this.#address as string;
+    const record = await this.server.store.subscriptions.transition({
+      presentity,
+      watcher,
+      actor: watcher,
+      action,
+      at: this.server.now(),
+    });
+    const state = record?.state ?? 'none';
+    for (const s of this.server.onlineOf(presentity))
+      s.pushSubscription(presentity, watcher, state);
+    return { state };
+  }
+
+  async #decide(body: Body): Promise<Body> {
+    const watcher = this.#localAddress(body, 'watcher');
+    const action = text(body, 'action', 10);
+    if (action !== 'approve' && action !== 'deny' && action !== 'revoke') {
+      bad('action', '"approve", "deny" or "revoke"');
+    }
+    const presentity = this.#address as string;
+    const record = await this.server.store.subscriptions.transition({
+      presentity,
+      watcher,
+      actor: presentity,
+      action,
+      at: this.server.now(),
+    });
+    const state = record?.state ?? 'none';
+    const latest =
+      state === 'approved' ? await this.server.store.presence.latest(presentity) : undefined;
+    for (const s of this.server.onlineOf(watcher)) {
+      s.pushSubscription(presentity, watcher, state);
+      if (latest !== undefined) s.pushPresence(latest.bytes);
+    }
+    return { state };
+  }
+
+  async #listWatchers(): Promise<Body> {
+    const me = this.#address as string;
+    const store = this.server.store;
+    const watchers = await store.subscriptions.listForPresentity(me);
+    const subscriptions = await store.subscriptions.listForWatcher(me);
+    return {
+      watchers: watchers.map((w) => ({ watcher: w.watcher, state: w.state })),
+      subscriptions: subscriptions.map((s) => ({ presentity: s.presentity, state: s.state })),
+    };
+  }
+
+  async #publish(body: Body): Promise<Body> {
+    const object = bytes(body, 'object', 1, PROTOCOL_LIMITS.maxObjectBytes);
+    const header = readEnvelopeHeader(object);
+    if (header.kind !== 'presence') bad('object', 'a presence object');
+    const me = this.#address as string;
+    if (header.presentity !== me || header.deviceId !== this.#deviceId) {
+      throw notAuthorized('a device publishes only its own presence');
+    }
+    const stored = await this.server.store.presence.put({
+      presentity: me,
+      version: header.presenceVersion,
+      bytes: object,
+      receivedAt: this.server.now(),
+    });
+    // The same update again (a re-send after a lost answer): stored already, fanned out already.
+    if (!stored) return { delivered: 0, duplicate: true };
+    // Checked at each publish: a watcher revoked a moment ago gets nothing from here on.
+    const watchers = await this.server.store.subscriptions.approvedWatchers(me);
+    let delivered = 0;
+    for (const w of [...watchers, me]) {
+      for (const s of this.server.onlineOf(w)) {
+        if (s === this) continue;
+        s.pushPresence(object);
+        delivered++;
+      }
+    }
+    return { delivered, duplicate: false };
+  }
+
+  /**
+   * A signed tree head of the domain's key log, a consistency proof from the client's last trusted
+   * size (RFC 9162 §2.1.4) and, when asked, one entry with its inclusion proof (§2.1.3).
+   */
+  #getLog(body: Body): Body {
+    const log = this.server.keyLog;
+    const head = log.signHead(this.server.logKey.secretKey, this.server.now());
+    const size = head.treeSize;
+    const since = body.since === undefined ? 0 : uint(body, 'since', size);
+    const out: Record<string, CborValue> = {
+      head: head.bytes,
+      consistency: log.consistencyProof(since, size),
+    };
+    if (body.index !== undefined) {
+      const index = uint(body, 'index', Math.max(0, size - 1));
+      if (index >= size) bad('index', 'an index inside the log');
+      out.entry = log.entry(index);
+      out.inclusion = log.inclusionProof(index, size);
+    }
+    return out;
+  }
+
+  // ── Output ─────────────────────────────────────────────────────────────────────────────────
+
+  #send(type: number, body: CborValue): void {
+    if (this.connection.state === 'open') this.connection.send(type, body);
+  }
+
+  #push(type: number, body: CborValue): void {
+    if (this.connection.state !== 'open') return;
+    try {
+      this.connection.send(type, body);
+    } catch {
+      // A slow consumer is closed by the transport; the object stays queued or is re-sent later.
+    }
+  }
+}
+
+function readSignedPrekey(body: Body): {
+  keyId: number;
+  publicKey: Uint8Array;
+  signature: Uint8Array;
+} {
+  const v = body.signedPrekey;
+  if (v === undefined) bad('signedPrekey', 'a map');
+  const m = asBody(v);
+  return {
+    keyId: uint(m, 'id', 2 ** 32 - 1),
+    publicKey: bytes(m, 'publicKey', 32, 32),
+    signature: bytes(m, 'signature', 64, 64),
+  };
+}
+
+function readPrekeys(body: Body): OneTimePrekey[] {
+  if (body.oneTimePrekeys === undefined) return [];
+  return list(body, 'oneTimePrekeys', PROTOCOL_LIMITS.maxPrekeysPerUpload).map((v) => {
+    const m = asBody(v);
+    return { keyId: uint(m, 'id', 2 ** 32 - 1), publicKey: bytes(m, 'publicKey', 32, 32) };
+  });
+}
