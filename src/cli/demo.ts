@@ -1,21 +1,23 @@
 /**
- * `impp demo`: end-to-end sealing between two users in one process, printed in three views:
- * what the sender did, what the recipients saw, and what a server would store and route.
+ * `impp demo`: a real server and real clients in one process, over TLS on 127.0.0.1. Prints,
+ * step by step and side by side, what Alice and Bob saw, then what the server stored (read back
+ * from its SQLite store), the safety numbers and the checks.
  *
- * There is no server and no network yet: the demo says so in its first line. It exits 1 when
- * any claim it prints fails, above all when the server view contains a plaintext.
+ * It exits 1 when any claim fails, above all when a plaintext is found in the stored objects or
+ * in the database files.
  */
 import type { Command } from 'commander';
-import type { DemoResult, DemoStep, ServerObject } from './demo-scenario.js';
+import type { DemoResult, DemoStep, StoredObject, StoreSnapshot } from './demo-scenario.js';
 import { CliExit, colorEnabled, makeStyle, type CliIo, type Style } from './io.js';
 
-/** Bytes of ciphertext shown in hex per server object. */
+/** Bytes of each stored object shown in hex. */
 const HEX_PREVIEW_BYTES = 16;
-const LABEL_WIDTH = 14;
-const MODE = 'in-process, no network';
+/** Width of Alice's column in the side-by-side view. */
+const COLUMN_WIDTH = 48;
+const MODE = 'one process: a server on 127.0.0.1 and two clients over TLS';
 
 /** Version of the `--json` summary, bumped on any incompatible change. */
-export const DEMO_JSON_VERSION = 1;
+export const DEMO_JSON_VERSION = 2;
 
 /**
  * Registers `impp demo` on `program`. `scenario` is replaceable so that a test can check that
@@ -33,22 +35,26 @@ export function registerDemo(
 ): void {
   program
     .command('demo')
-    .summary('sealed messages and presence between two users, in-process (no network)')
+    .summary('a server and two users in one process: sealed messages and presence over TLS')
     .description(
-      'Show end-to-end sealing: Alice and Bob exchange a message and presence, and what a ' +
-        'server would store and route of it. In-process, no network: the server comes later.',
+      'Start a throwaway impp server on 127.0.0.1 and let Alice and Bob use it over TLS: they ' +
+        'register devices, watch each other’s presence and exchange messages. Shows what each ' +
+        'saw and what the server stored.',
     )
-    .option('--json', 'print a machine-readable summary (server-visible bytes in base64)')
+    .option('--json', 'print a machine-readable summary (stored bytes in base64)')
     .addHelpText(
       'after',
       [
         '',
-        'What it does, with the real sealing and trust code:',
-        '  alice@example.test and bob@example.test get device keys and signed device lists;',
-        '  Bob publishes a prekey bundle; Alice opens a session (X3DH, Double Ratchet) and sends',
-        '  a Message/CPIM text; Bob replies; Alice publishes PIDF presence sealed once for her',
-        '  watchers, revokes a third watcher (Carol), who cannot open the next update; both',
-        '  compare safety numbers. It exits 1 if the server view contains any plaintext.',
+        'What it does, with the real server, client, sealing and trust code:',
+        '  a temporary folder gets a throwaway CA and server certificate and a SQLite store;',
+        '  local accounts alice, bob and carol@example.test are created; each client connects',
+        '  (TLS 1.3, SCRAM-SHA-256-PLUS), registers its device and keys; Alice and Bob subscribe',
+        '  to each other and approve; Alice messages Bob while he is offline (the server stores',
+        '  it sealed), Bob comes back, reads it and replies; Alice revokes Carol, who then gets',
+        '  nothing. Then it reads the store back and searches the stored objects and database',
+        '  files (with the write-ahead log) for every text: it exits 1 if any is found.',
+        '  The temporary folder is removed at the end.',
         '',
         'Examples:',
         '  $ impp demo',
@@ -64,7 +70,7 @@ export function registerDemo(
     });
 }
 
-/** Loaded on use, so that `impp --help` does not initialise libsodium. */
+/** Loaded on use, so that `impp --help` does not load the server. */
 async function runScenario(): Promise<DemoResult> {
   const { runDemoScenario } = await import('./demo-scenario.js');
   return runDemoScenario();
@@ -75,45 +81,60 @@ function hex(bytes: Uint8Array, count: number): string {
   return (shown.match(/../g) ?? []).join(' ');
 }
 
-function headerLine(o: ServerObject): string {
-  const h = o.header;
-  if (h.kind === 'presence') {
-    return (
-      `of ${h.presentity} (device ${h.deviceId}), key epoch ${h.epoch}, ` +
-      `version ${h.presenceVersion}, ${h.size} bytes`
-    );
+/** Wraps `text` at spaces into lines of at most `width` characters (longer words are cut). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let current = '';
+  for (const word of text.split(' ')) {
+    const candidate = current === '' ? word : `${current} ${word}`;
+    if (candidate.length <= width) current = candidate;
+    else {
+      if (current !== '') lines.push(current);
+      current = word;
+      while (current.length > width) {
+        lines.push(current.slice(0, width));
+        current = current.slice(width);
+      }
+    }
   }
-  return `for ${h.recipientDevice}, id ${h.id.slice(0, 12)}…, ${h.size} bytes`;
-}
-
-const KIND_LABEL = { message: 'message', keyDistribution: 'presence key', presence: 'presence' };
-
-function line(style: Style, label: string, value: string): string {
-  return `  ${style.dim(label.padEnd(LABEL_WIDTH))} ${value}\n`;
+  if (current !== '' || lines.length === 0) lines.push(current);
+  return lines;
 }
 
 function renderStep(step: DemoStep, n: number, style: Style): string {
   let out = `\n${style.bold(`${n}. ${step.title}`)}\n`;
-  out += `${style.accent(`${step.actor} did`)}\n`;
-  for (const l of step.did) out += line(style, l.label, l.value);
-  for (const o of step.observers) {
-    out += `${style.accent(`${o.who} saw`)}\n`;
-    for (const l of o.saw) out += line(style, l.label, l.value);
+  const left = step.alice.flatMap((l) => wrap(l, COLUMN_WIDTH));
+  const right = step.bob.flatMap((l) => wrap(l, COLUMN_WIDTH));
+  const rows = Math.max(left.length, right.length);
+  if (rows > 0) {
+    out += `  ${style.accent('Alice saw'.padEnd(COLUMN_WIDTH))}   ${style.accent('Bob saw')}\n`;
+    for (let i = 0; i < rows; i++) {
+      out +=
+        `  ${(left[i] ?? '').padEnd(COLUMN_WIDTH)} ${style.dim('|')} ${right[i] ?? ''}`.trimEnd();
+      out += '\n';
+    }
   }
-  out += `${style.accent('what a server would store and route')}\n`;
-  for (const l of step.serverPublic) out += line(style, l.label, l.value);
-  for (const o of step.server) {
-    out += line(style, KIND_LABEL[o.header.kind], headerLine(o));
-    out += line(style, '', `routed to ${o.routeTo.join(', ')}`);
-    out += line(
-      style,
-      '',
-      `ciphertext ${style.dim(`${hex(o.ciphertext, HEX_PREVIEW_BYTES)} …`)} (${o.ciphertext.length} bytes)`,
-    );
-  }
-  if (step.server.length === 0 && step.serverPublic.length === 0) {
-    out += line(style, '', 'nothing');
-  }
+  for (const o of step.others) out += `  ${style.dim('·')} ${o}\n`;
+  return out;
+}
+
+function renderObject(o: StoredObject, i: number, style: Style): string {
+  const where = o.table === 'queue' ? `queued for ${o.routing}` : `latest presence of ${o.routing}`;
+  let out = `  ${String(i + 1).padStart(2)}. ${o.kind.padEnd(15)} ${where}\n`;
+  out +=
+    `      ${o.size} bytes, ciphertext ${o.ciphertextSize} bytes: ` +
+    `${style.dim(`${hex(o.bytes, HEX_PREVIEW_BYTES)} …`)}\n`;
+  return out;
+}
+
+function renderSnapshot(s: StoreSnapshot, style: Style, start: number): string {
+  let out = `\n${style.accent(`What the server stored, ${s.moment}`)}\n`;
+  out += `  devices ${s.devices}, key log entries ${s.keyLogSize}\n`;
+  for (const sub of s.subscriptions) out += `  subscription ${sub}\n`;
+  if (s.objects.length === 0) out += '  no sealed objects\n';
+  s.objects.forEach((o, i) => {
+    out += renderObject(o, start + i, style);
+  });
   return out;
 }
 
@@ -122,70 +143,75 @@ function renderStep(step: DemoStep, n: number, style: Style): string {
  *
  * @example
  * ```ts
- * io.stdout.write(renderDemo(runDemoScenario(), makeStyle(false)));
+ * io.stdout.write(renderDemo(await runDemoScenario(), makeStyle(false)));
  * ```
  */
 export function renderDemo(result: DemoResult, style: Style): string {
   const yes = (ok: boolean): string => (ok ? style.good('yes') : style.bad('NO'));
-  let out = `${style.bold('impp demo')}: end-to-end sealing, ${MODE}\n`;
-  out +=
-    'There is no server yet: "what a server would store and route" is computed from the\n' +
-    'very bytes a server would receive, through the header parser a server is allowed to use.\n';
+  let out = `${style.bold('impp demo')}: ${MODE}\n`;
+  out += `server ${result.server.domain} on ${result.server.listen} (${result.server.ca})\n`;
   result.steps.forEach((step, i) => {
     out += renderStep(step, i + 1, style);
   });
-  out += `\n${style.bold(`${result.steps.length + 1}. Safety number (compare out of band)`)}\n`;
-  out += line(style, 'Alice sees', result.safetyNumber.alice);
-  out += line(style, 'Bob sees', result.safetyNumber.bob);
-  out += line(style, 'match', yes(result.safetyNumber.match));
+  let start = 0;
+  for (const s of result.stored) {
+    out += renderSnapshot(s, style, start);
+    start += s.objects.length;
+  }
+  out += '  The server routes by recipient device and presentity; it never sees a sender.\n';
+  out += `\n${style.bold('Safety number (compare out of band)')}\n`;
+  out += `  Alice sees   ${result.safetyNumber.alice}\n`;
+  out += `  Bob sees     ${result.safetyNumber.bob}\n`;
+  out += `  match        ${yes(result.safetyNumber.match)}\n`;
   out += `\n${style.bold('Checks')}\n`;
   for (const c of result.checks) out += `  ${yes(c.passed).padEnd(3)}  ${c.claim}\n`;
-  for (const leak of result.leaks) {
-    out += `  ${style.bad('leak')}  ${leak.what} in server object ${leak.object + 1}\n`;
-  }
-  out += '\nPresence updates name their presentity in the clear: the server routes by it.\n';
-  out += `\nserver view contains no plaintext: ${yes(result.leaks.length === 0)}\n`;
+  const files = result.files.map((f) => `${f.name} (${f.size} bytes)`).join(', ');
+  out += `  searched the stored objects and the database files: ${files}\n`;
+  for (const leak of result.leaks) out += `  ${style.bad('leak')}  ${leak.what} in ${leak.where}\n`;
+  out += `\nserver store contains no plaintext: ${yes(result.leaks.length === 0)}\n`;
   return out;
 }
 
-function serverJson(o: ServerObject): Record<string, unknown> {
+function objectJson(o: StoredObject): Record<string, unknown> {
   return {
-    header: o.header,
-    routeTo: o.routeTo,
-    ciphertextLength: o.ciphertext.length,
+    table: o.table,
+    kind: o.kind,
+    routing: o.routing,
+    size: o.size,
+    ciphertextSize: o.ciphertextSize,
     ...(o.sealedSender !== undefined ? { sealedSender: o.sealedSender } : {}),
     bytesBase64: Buffer.from(o.bytes).toString('base64'),
   };
 }
 
 /**
- * The `--json` summary: every step, the server-visible bytes of every object in base64 (so a
- * test can search them independently), the safety numbers and the checks.
+ * The `--json` summary: the steps, every stored object's bytes in base64 (so a test can search
+ * them independently), the safety numbers and the checks.
  *
  * @example
  * ```ts
- * const summary = demoJson(runDemoScenario());
+ * const summary = demoJson(await runDemoScenario());
  * ```
  */
 export function demoJson(result: DemoResult): Record<string, unknown> {
   return {
     version: DEMO_JSON_VERSION,
     mode: MODE,
+    server: result.server,
     users: result.users,
-    steps: result.steps.map((s) => ({
-      title: s.title,
-      actor: s.actor,
-      did: s.did,
-      observers: s.observers,
-      serverPublic: s.serverPublic,
-      // The bytes of each object are in `serverView`, once.
-      server: s.server.map((o) => ({ header: o.header, routeTo: o.routeTo })),
+    steps: result.steps,
+    stored: result.stored.map((s) => ({
+      moment: s.moment,
+      devices: s.devices,
+      keyLogSize: s.keyLogSize,
+      subscriptions: s.subscriptions,
+      objects: s.objects.map(objectJson),
     })),
-    serverView: result.serverView.map(serverJson),
+    files: result.files,
     safetyNumber: result.safetyNumber,
     checks: result.checks,
     leaks: result.leaks,
     plaintext: result.plaintext,
-    serverViewContainsNoPlaintext: result.leaks.length === 0,
+    serverStoreContainsNoPlaintext: result.leaks.length === 0,
   };
 }

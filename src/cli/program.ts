@@ -9,8 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isImppError } from '../errors.js';
+import { registerChat } from './chat.js';
 import { registerDemo } from './demo.js';
 import { CliExit, type CliIo } from './io.js';
+import { registerServe } from './serve.js';
 import { registerUser } from './user.js';
 
 /** Exit code of a usage error. */
@@ -68,6 +70,7 @@ export function buildProgram(io: CliIo): Command {
         '  $ impp demo            sealed messages and presence between two users, in-process',
         '  $ impp demo --json     the same, as a machine-readable summary',
         '  $ impp help demo       what the demo shows',
+        '  $ impp serve           run a server on embedded defaults (data in ./.impp)',
         '  $ impp user add alice@localhost   create a local account (prompts for the password)',
         '',
         'Set IMPP_DEBUG=1 to print stack traces with errors.',
@@ -75,6 +78,8 @@ export function buildProgram(io: CliIo): Command {
     );
   registerDemo(program, io);
   registerUser(program, io);
+  registerServe(program, io);
+  registerChat(program, io);
   return program;
 }
 

@@ -33,11 +33,16 @@ import { connectTls } from '../transport/tls-client.js';
 import { formatAddress, parseAddress } from '../trust/address.js';
 import {
   type DeviceList,
+  type DeviceListUpdate,
   createDeviceList,
   decodeDeviceList,
   verifyDeviceList,
 } from '../trust/device-list.js';
-import { statementFromLogEntry, verifyEnrolmentStatement } from '../trust/enrolment.js';
+import {
+  type EnrolmentStatement,
+  statementFromLogEntry,
+  verifyEnrolmentStatement,
+} from '../trust/enrolment.js';
 import { KeyLogVerifier } from '../trust/keylog/verifier.js';
 import { sameKey } from '../trust/identity.js';
 import { formatSafetyNumber, safetyNumber } from '../trust/safety-number.js';
@@ -73,6 +78,14 @@ export interface ImppClientOptions {
   readonly logKey?: Uint8Array;
   /** Accept a contact device's changed identity key (after a `keyChange` event). Default false. */
   readonly acceptKeyChanges?: boolean;
+  /**
+   * Also require, before sealing for a listed device of a contact, that its enrolment statement
+   * (from the directory) verifies under {@link domainKey} and names that device and key: `true`
+   * for any valid statement, or a policy hook (e.g. `(s) => s.channelBound`). A device that fails
+   * raises `enrolment-invalid` and gets nothing. Needs `domainKey`; same-domain contacts only.
+   * Default: off. (Not yet: the statement's inclusion in the key log, which needs its index.)
+   */
+  readonly contactEnrolment?: boolean | ((statement: EnrolmentStatement) => boolean);
 }
 
 /** A received message. */
@@ -107,12 +120,60 @@ export interface KeyChangeEvent {
   readonly newKey: Uint8Array;
 }
 
+/**
+ * A contact's verified device list changed (or was seen for the first time): the app should show
+ * added devices ("Bob added a device") so that a device slipped in by a compromised account is
+ * noticed. Only lists signed by a device of the previous verified list get here.
+ */
+export interface DeviceListEvent {
+  readonly address: string;
+  readonly counter: number;
+  /** `true` for the first list seen for `address` (trust on first use: compare safety numbers). */
+  readonly firstSight: boolean;
+  /** Device ids new on the list (every device on first sight). */
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  /** Device ids that stayed but carry a new key (also raise `keyChange` when used). */
+  readonly replaced: readonly string[];
+}
+
+/**
+ * The server presented something the client refused (docs/security-model.md T07, T08):
+ * - `device-list-rejected`: a device list that does not verify against the last one accepted
+ *   (rollback, a signer that was not on the previous list, a bad signature, or no list at all);
+ * - `unlisted-device`: the directory or a bundle names a device that is not on the verified list
+ *   (a ghost device, or one its owner has not signed onto the list yet); nothing is sealed for it;
+ * - `key-mismatch`: the directory or a bundle gives a listed device another identity key than the
+ *   list (key substitution); nothing is sealed for it;
+ * - `enrolment-invalid`: with `contactEnrolment` on, a listed device's enrolment statement is
+ *   missing, does not verify under the domain key, names another device or key, or fails the
+ *   policy hook; nothing is sealed for it;
+ * - `bundle-invalid`: a listed device's prekey bundle does not verify (e.g. a signed prekey the
+ *   device did not sign, X3DH §3.3); nothing is sealed for it;
+ * - `unlisted-sender`: a message came from a device not on the sender's last verified list (it is
+ *   delivered, flagged: the list may simply be newer than the one held).
+ */
+export interface TrustWarningEvent {
+  readonly kind:
+    | 'device-list-rejected'
+    | 'unlisted-device'
+    | 'key-mismatch'
+    | 'bundle-invalid'
+    | 'enrolment-invalid'
+    | 'unlisted-sender';
+  readonly address: string;
+  /** `user@domain/deviceId`, when one device is concerned. */
+  readonly device?: string;
+}
+
 /** Events of {@link ImppClient}. */
 export interface ImppClientEvents {
   message: [ReceivedMessage];
   presence: [ReceivedPresence];
   subscription: [SubscriptionEvent];
   keyChange: [KeyChangeEvent];
+  deviceList: [DeviceListEvent];
+  trustWarning: [TrustWarningEvent];
   /** A delivered object could not be opened (it is acknowledged and dropped). */
   undeliverable: [{ readonly code: ImppErrorCode }];
   close: [{ readonly code: ImppErrorCode | undefined }];
@@ -130,6 +191,8 @@ const PREKEY_BATCH = 50;
 interface DirectoryDevice {
   readonly deviceId: string;
   readonly identityKey: Uint8Array;
+  /** The domain-signed enrolment statement, when the server gave one. */
+  readonly enrolment: Uint8Array | undefined;
 }
 
 /**
@@ -158,8 +221,10 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   #enrolment: { index: number; statement: Uint8Array } | null = null;
   #trustedHead: Uint8Array | null = null;
   #uploadedPrekeyId = 0;
-  /** The last verified device list per address (this process only, not yet persisted). */
+  /** The last verified device list per address (persisted: rollback protection over restarts). */
   readonly #lists = new Map<string, DeviceList>();
+  /** `unlisted-device` warnings already raised (once per device and process, not per send). */
+  readonly #warnedUnlisted = new Set<string>();
   readonly #watches = new Map<string, PresenceWatch>();
   readonly #stashedPresence = new Map<string, Uint8Array>();
   readonly #requests = new Map<
@@ -175,6 +240,13 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
 
   constructor(private readonly options: ImppClientOptions) {
     super();
+    if (
+      options.contactEnrolment !== undefined &&
+      options.contactEnrolment !== false &&
+      options.domainKey === undefined
+    ) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'contactEnrolment needs the domainKey');
+    }
     this.address = formatAddress(parseAddress(options.address));
     this.deviceId = options.deviceId;
   }
@@ -457,8 +529,11 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   // ── Messages ───────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Sends `text` to every device of `to` and to this user's other devices. Resolves when the
-   * server has stored every copy. Returns the message ids (hex), one per device.
+   * Sends `text` to every device on `to`'s verified device list and to this user's other listed
+   * devices. Resolves when the server has stored every copy. Returns the message ids (hex), one
+   * per device sealed for: a device refused for trust reasons (see the `trustWarning` and
+   * `keyChange` events) is left out, so an empty array means nothing was sent. Rejects with
+   * `ERR_DEVICE_LIST_INVALID` when a list does not verify (rollback, forged signer).
    */
   async sendMessage(to: string, text: string): Promise<string[]> {
     const recipient = formatAddress(parseAddress(to));
@@ -477,23 +552,47 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return sealed.map((s) => toHex(s.messageId));
   }
 
-  /** Seal targets for every device of `address` (bundles fetched for devices without a session). */
+  /**
+   * Seal targets for the devices on `address`'s verified device list (bundles fetched for devices
+   * without a session). The server's directory only informs: a device it shows that is not on
+   * the list (T08), or a bundle whose identity key is not the listed one (T07), gets nothing.
+   */
   async #targets(address: string): Promise<SealTarget[]> {
-    const devices = await this.#directory(address);
+    const listed = await this.#listedDevices(address);
     const device = this.#sealDevice();
-    // A directory key that differs from the one seen before is a key change: refuse that device.
-    const names = devices
-      .map((d) => ({ name: `${address}/${d.deviceId}`, key: d.identityKey }))
-      .filter((d) => d.name !== this.device && this.#checkKey(d.name, d.key))
-      .map((d) => d.name);
+    // A listed key that differs from the one used before is a key change: refuse that device
+    // unless the app accepts changes (the list was signed by a device trusted before).
+    const names = [...listed]
+      .filter(([name, key]) => name !== this.device && this.#checkKey(name, key))
+      .map(([name]) => name);
     const missing = names.filter((n) => !device.hasSession(n));
     const bundles = new Map<string, PrekeyBundle>();
     if (missing.length > 0) {
       const reply = await this.#request(Frames.GET_BUNDLES, { address });
-      for (const raw of reply.bundles as CborValue[]) {
-        const bundle = toBundle(asBody(raw));
-        if (!this.#checkKey(bundle.device, bundle.identityKey)) continue;
-        bundles.set(bundle.device, bundle);
+      if (!Array.isArray(reply.bundles)) throw new ImppError('ERR_PROTOCOL', 'expected bundles');
+      for (const raw of reply.bundles as readonly CborValue[]) {
+        // Checked against the list before anything else, and one bad bundle costs only its own
+        // device: the others are still sealed for.
+        const b = asBody(raw);
+        const name = str(b.device);
+        const key = listed.get(name);
+        if (key === undefined) {
+          this.#warnUnlisted(address, name);
+          continue;
+        }
+        if (!(b.identityKey instanceof Uint8Array) || !sameKey(key, b.identityKey)) {
+          this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
+          continue;
+        }
+        let bundle: PrekeyBundle;
+        try {
+          bundle = toBundle(b);
+        } catch (e) {
+          if (!isImppError(e)) throw e;
+          this.emit('trustWarning', { kind: 'bundle-invalid', address, device: name });
+          continue;
+        }
+        bundles.set(name, bundle);
       }
     }
     const out: SealTarget[] = [];
@@ -505,12 +604,137 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return out;
   }
 
-  async #directory(address: string): Promise<DirectoryDevice[]> {
+  /**
+   * `user@domain/deviceId` → identity key for every device on `address`'s device list, after
+   * verifying the list the server serves against the last one this client accepted (T07, T08).
+   * Directory entries not on the list raise `unlisted-device`; directory keys that differ from
+   * the list raise `key-mismatch`; neither is ever used.
+   */
+  async #listedDevices(address: string): Promise<Map<string, Uint8Array>> {
     const reply = await this.#request(Frames.GET_DEVICES, { address });
-    return (reply.devices as CborValue[]).map((raw) => {
-      const d = asBody(raw);
-      return { deviceId: str(d.deviceId), identityKey: d.identityKey as Uint8Array };
+    const list = await this.#acceptList(address, reply.deviceList);
+    const listed = new Map(list.devices.map((d) => [`${address}/${d.deviceId}`, d.identityKey]));
+    const directory = directoryOf(reply);
+    for (const d of directory) {
+      const name = `${address}/${d.deviceId}`;
+      const key = listed.get(name);
+      if (key === undefined) this.#warnUnlisted(address, name);
+      else if (!sameKey(key, d.identityKey)) {
+        this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
+      }
+    }
+    if (this.options.contactEnrolment !== undefined && this.options.contactEnrolment !== false) {
+      for (const [name, key] of listed) {
+        if (name === this.device) continue;
+        const deviceId = name.slice(address.length + 1);
+        const entry = directory.find((d) => d.deviceId === deviceId);
+        if (!this.#enrolmentAcceptable(address, deviceId, key, entry?.enrolment)) {
+          listed.delete(name);
+          this.emit('trustWarning', { kind: 'enrolment-invalid', address, device: name });
+        }
+      }
+    }
+    return listed;
+  }
+
+  /**
+   * Verifies a device list from the server against the last one accepted for `address` (a first
+   * sight accepts a list signed by one of its own devices: trust on first use), stores it, and
+   * reports what changed. Refused (`ERR_DEVICE_LIST_INVALID` and a `device-list-rejected`
+   * warning): no list, a rollback, a signer not on the previous list, a bad signature, and for
+   * this account a list that gives this device another key.
+   */
+  async #acceptList(address: string, bytes: CborValue | undefined): Promise<DeviceList> {
+    const previous = this.#lists.get(address);
+    let update: DeviceListUpdate;
+    try {
+      if (!(bytes instanceof Uint8Array)) {
+        throw new ImppError('ERR_DEVICE_LIST_INVALID', 'the account has no device list');
+      }
+      update = verifyDeviceList(bytes, {
+        address: parseAddress(address),
+        ...(previous === undefined ? { firstSight: 'self-signed' as const } : { previous }),
+      });
+      const mine = update.list.devices.find((d) => d.deviceId === this.deviceId);
+      if (
+        address === this.address &&
+        mine !== undefined &&
+        !sameKey(mine.identityKey, this.identityKey)
+      ) {
+        throw new ImppError('ERR_DEVICE_LIST_INVALID', 'the list gives this device another key');
+      }
+    } catch (e) {
+      if (isImppError(e, 'ERR_DEVICE_LIST_INVALID')) {
+        this.emit('trustWarning', { kind: 'device-list-rejected', address });
+      }
+      throw e;
+    }
+    if (update.unchanged) return update.list;
+    this.#lists.set(address, update.list);
+    await this.#save();
+    this.emit('deviceList', {
+      address,
+      counter: update.list.counter,
+      firstSight: previous === undefined,
+      added: update.added.map((d) => d.deviceId),
+      removed: update.removed.map((d) => d.deviceId),
+      replaced: update.replaced.map((d) => d.deviceId),
     });
+    return update.list;
+  }
+
+  /**
+   * Whether `statement` is the domain's enrolment of exactly this device and key, and passes the
+   * app's policy hook. Statements are verified under the pinned home domain key only.
+   */
+  #enrolmentAcceptable(
+    address: string,
+    deviceId: string,
+    key: Uint8Array,
+    statement: Uint8Array | undefined,
+  ): boolean {
+    const domainKey = this.options.domainKey;
+    const policy = this.options.contactEnrolment;
+    if (statement === undefined || domainKey === undefined) return false;
+    if (parseAddress(address).domain !== parseAddress(this.address).domain) return false;
+    try {
+      const { statement: s } = verifyEnrolmentStatement(statement, {
+        domainKey,
+        address: parseAddress(address),
+      });
+      if (s.deviceId !== deviceId || !sameKey(s.identityKey, key)) return false;
+      return typeof policy === 'function' ? policy(s) : true;
+    } catch (e) {
+      if (isImppError(e)) return false;
+      throw e;
+    }
+  }
+
+  #warnUnlisted(address: string, device: string): void {
+    if (this.#warnedUnlisted.has(device)) return;
+    this.#warnedUnlisted.add(device);
+    this.emit('trustWarning', { kind: 'unlisted-device', address, device });
+  }
+
+  /**
+   * Whether an incoming session from `sender` with `key` is acceptable: a key that contradicts
+   * the sender's last verified list is refused (key substitution); a device not on that list is
+   * accepted but flagged (its owner may have signed a newer list); otherwise trust on first use
+   * per device, as for sealing.
+   */
+  #trustSender(sender: string, key: Uint8Array): boolean {
+    const slash = sender.lastIndexOf('/');
+    const address = sender.slice(0, slash);
+    const list = this.#lists.get(address);
+    const entry = list?.devices.find((d) => d.deviceId === sender.slice(slash + 1));
+    if (list !== undefined && entry === undefined) {
+      this.emit('trustWarning', { kind: 'unlisted-sender', address, device: sender });
+    }
+    if (entry !== undefined && !sameKey(entry.identityKey, key)) {
+      this.emit('trustWarning', { kind: 'key-mismatch', address, device: sender });
+      return false;
+    }
+    return this.#checkKey(sender, key);
   }
 
   /** Trust on first use per device, then a `keyChange` event (and refusal) on any change. */
@@ -542,7 +766,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     }
     const device = this.#sealDevice();
     const options = {
-      trustNewIdentity: (sender: string, key: Uint8Array) => this.#checkKey(sender, key),
+      trustNewIdentity: (sender: string, key: Uint8Array) => this.#trustSender(sender, key),
     };
     try {
       if (kind === 'message') {
@@ -669,13 +893,12 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     };
   }
 
+  /** The watch of `presentity`, its devices refreshed from the verified device list. */
   async #watch(presentity: string): Promise<PresenceWatch> {
     let watch = this.#watches.get(presentity);
     const devices = new Map<string, Uint8Array>();
-    for (const d of await this.#directory(presentity)) {
-      if (this.#checkKey(`${presentity}/${d.deviceId}`, d.identityKey)) {
-        devices.set(d.deviceId, d.identityKey);
-      }
+    for (const [name, key] of await this.#listedDevices(presentity)) {
+      if (this.#checkKey(name, key)) devices.set(name.slice(presentity.length + 1), key);
     }
     if (watch === undefined) {
       watch = new PresenceWatch(presentity, devices);
@@ -717,6 +940,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     try {
       const opened = watch.open(object);
       this.#stashedPresence.delete(presentity);
+      await this.#save(); // the accepted version survives a restart (rollback protection)
       const doc = parsePidf(opened.pidf);
       this.emit('presence', {
         presentity,
@@ -731,44 +955,42 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
 
   // ── Verification ───────────────────────────────────────────────────────────────────────────
 
-  /** The safety number between this user and `contact`, over both users' device keys. */
+  /**
+   * The safety number between this user and `contact`, over the keys of both users' verified
+   * device lists (the keys messages are sealed to).
+   */
   async safetyNumber(contact: string): Promise<string> {
     const other = formatAddress(parseAddress(contact));
-    const mine = await this.#directory(this.address);
-    const theirs = await this.#directory(other);
+    const mine = await this.#listedDevices(this.address);
+    const theirs = await this.#listedDevices(other);
     return formatSafetyNumber(
       safetyNumber(
-        { address: parseAddress(this.address), identityKeys: mine.map((d) => d.identityKey) },
-        { address: parseAddress(other), identityKeys: theirs.map((d) => d.identityKey) },
+        { address: parseAddress(this.address), identityKeys: [...mine.values()] },
+        { address: parseAddress(other), identityKeys: [...theirs.values()] },
       ),
     );
   }
 
   /**
    * Fetches and verifies `address`'s signed device list: the signature, the address, and that it
-   * extends the list verified before in this process (no rollback, signed by a device of the
-   * previous list). A first sight accepts a self-signed list (trust on first use; confirm with the
+   * extends the list verified before (no rollback, signed by a device of the previous list; kept
+   * in the state file, so across restarts too). A first sight accepts a self-signed list (trust on first use; confirm with the
    * safety number). Throws `ERR_DEVICE_LIST_INVALID`.
    */
   async deviceList(
     address: string,
   ): Promise<{ counter: number; devices: string[]; added: string[]; removed: string[] }> {
     const canonical = formatAddress(parseAddress(address));
-    const reply = await this.#request(Frames.GET_DEVICES, { address: canonical });
-    if (!(reply.deviceList instanceof Uint8Array)) {
-      throw new ImppError('ERR_DEVICE_LIST_INVALID', 'the account has no device list');
-    }
     const previous = this.#lists.get(canonical);
-    const update = verifyDeviceList(reply.deviceList, {
-      address: parseAddress(canonical),
-      ...(previous === undefined ? { firstSight: 'self-signed' as const } : { previous }),
-    });
-    this.#lists.set(canonical, update.list);
+    const reply = await this.#request(Frames.GET_DEVICES, { address: canonical });
+    const list = await this.#acceptList(canonical, reply.deviceList);
+    const before = new Set(previous?.devices.map((d) => d.deviceId));
+    const after = new Set(list.devices.map((d) => d.deviceId));
     return {
-      counter: update.list.counter,
-      devices: update.list.devices.map((d) => d.deviceId),
-      added: update.added.map((d) => d.deviceId),
-      removed: update.removed.map((d) => d.deviceId),
+      counter: list.counter,
+      devices: [...after],
+      added: [...after].filter((d) => !before.has(d)),
+      removed: [...before].filter((d) => !after.has(d)),
     };
   }
 
@@ -780,11 +1002,9 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
    */
   async addDevice(deviceId: string): Promise<number> {
     const reply = await this.#request(Frames.GET_DEVICES, { address: this.address });
-    const listBytes = reply.deviceList;
-    if (!(listBytes instanceof Uint8Array)) {
-      throw new ImppError('ERR_DEVICE_LIST_INVALID', 'the account has no device list yet');
-    }
-    const current = decodeDeviceList(listBytes);
+    // The list to extend is verified first: signing on top of a list the server made up would
+    // launder the server's ghost device into a list signed by this device.
+    const current = await this.#acceptList(this.address, reply.deviceList);
     if (!current.devices.some((d) => d.deviceId === this.deviceId)) {
       throw new ImppError('ERR_NOT_AUTHORIZED', 'this device is not on the current device list');
     }
@@ -893,6 +1113,26 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     this.#trustedHead = s.trustedHead;
     this.#uploadedPrekeyId = s.uploadedPrekeyId;
     this.#presenceKeys = [...s.presenceKeys];
+    for (const [address, bytes] of s.lists) {
+      const list = decodeDeviceList(bytes);
+      if (formatAddress(list.address) !== address) {
+        throw new ImppError(
+          'ERR_STORAGE',
+          'client state: a device list is filed under another address',
+        );
+      }
+      this.#lists.set(address, list);
+    }
+    for (const [presentity, bytes] of s.watches) {
+      const watch = PresenceWatch.restore(bytes);
+      if (watch.presentity !== presentity) {
+        throw new ImppError(
+          'ERR_STORAGE',
+          'client state: a presence watch is filed under another address',
+        );
+      }
+      this.#watches.set(presentity, watch);
+    }
     if (s.publisher !== null)
       this.#publisher = PresencePublisher.restore(this.#device, s.publisher);
   }
@@ -911,6 +1151,8 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         enrolment: this.#enrolment,
         trustedHead: this.#trustedHead,
         uploadedPrekeyId: this.#uploadedPrekeyId,
+        lists: new Map([...this.#lists].map(([a, l]) => [a, l.bytes])),
+        watches: new Map([...this.#watches].map(([p, w]) => [p, w.serialise()])),
       }),
     );
   }
@@ -927,6 +1169,21 @@ function asBody(v: CborValue): Body {
 function str(v: CborValue | undefined): string {
   if (typeof v !== 'string') throw new ImppError('ERR_PROTOCOL', 'expected text from the server');
   return v;
+}
+
+/** The directory part of a GET_DEVICES answer (unverified: the server's word). */
+function directoryOf(reply: Body): DirectoryDevice[] {
+  if (!Array.isArray(reply.devices)) throw new ImppError('ERR_PROTOCOL', 'expected a device array');
+  return (reply.devices as readonly CborValue[]).map((raw) => {
+    const d = asBody(raw);
+    const key = d.identityKey;
+    if (!(key instanceof Uint8Array)) throw new ImppError('ERR_PROTOCOL', 'expected a key');
+    return {
+      deviceId: str(d.deviceId),
+      identityKey: key,
+      enrolment: d.enrolment instanceof Uint8Array ? d.enrolment : undefined,
+    };
+  });
 }
 
 function errorCode(v: CborValue | undefined): ImppErrorCode {

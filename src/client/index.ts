@@ -8,12 +8,14 @@
  */
 export {
   ImppClient,
+  type DeviceListEvent,
   type ImppClientEvents,
   type ImppClientOptions,
   type KeyChangeEvent,
   type ReceivedMessage,
   type ReceivedPresence,
   type SubscriptionEvent,
+  type TrustWarningEvent,
 } from './client.js';
 export { FileStateStore, type ClientStateStore } from './state.js';
 export { Frames, BINDING_LABEL, bindingInput } from './protocol.js';

@@ -1,6 +1,7 @@
 /**
  * Local persistence of a client device: identity seed, seal state (sessions, prekeys), the
- * identity keys seen for each contact device, and the presence publisher. Versioned JSON with
+ * identity keys seen for each contact device, the last verified device list of each contact and
+ * the presence watch state (rollback protection survives a restart), and the presence publisher. Versioned JSON with
  * base64url byte fields, written atomically (temporary file + rename) with mode 0600.
  *
  * Not yet: encryption at rest. The file holds secret keys; protect it with the OS (file mode,
@@ -38,7 +39,19 @@ export class FileStateStore implements ClientStateStore {
     }
   }
 
-  async save(bytes: Uint8Array): Promise<void> {
+  /**
+   * Saves one at a time, in call order: two overlapping saves would share the temporary file,
+   * and the later state must be the one that stays.
+   */
+  save(bytes: Uint8Array): Promise<void> {
+    const run = this.#saving.then(() => this.#write(Uint8Array.from(bytes)));
+    this.#saving = run.catch(() => undefined);
+    return run;
+  }
+
+  #saving: Promise<void> = Promise.resolve();
+
+  async #write(bytes: Uint8Array): Promise<void> {
     const tmp = `${this.path}.tmp`;
     try {
       await writeFile(tmp, bytes, { mode: 0o600 });
@@ -49,8 +62,13 @@ export class FileStateStore implements ClientStateStore {
   }
 }
 
-/** Version of the persisted state. */
-export const CLIENT_STATE_VERSION = 1;
+/**
+ * Version of the persisted state written now. Version 2 added the verified device lists and the
+ * presence watch state; a version 1 file is read (those start empty) and rewritten as version 2.
+ */
+export const CLIENT_STATE_VERSION = 2;
+/** Versions {@link decodeState} reads. */
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 
 /** The persisted state, decoded. */
 export interface PersistedState {
@@ -70,6 +88,16 @@ export interface PersistedState {
   readonly trustedHead: Uint8Array | null;
   /** Presence keys received from contacts (the newest few per presentity). */
   readonly presenceKeys: readonly StoredPresenceKey[];
+  /**
+   * `user@domain` → the last device list this client verified for it (its signed bytes). What
+   * the next list must extend: keeping it across restarts is what keeps rollback protection.
+   */
+  readonly lists: ReadonlyMap<string, Uint8Array>;
+  /**
+   * `user@domain` → the presence watch state (`PresenceWatch.serialise()`: keys, epochs and the
+   * last accepted version), so an older update is refused after a restart too.
+   */
+  readonly watches: ReadonlyMap<string, Uint8Array>;
 }
 
 /** A contact's presence key as received, kept so a restarted client can open updates. */
@@ -112,6 +140,8 @@ export function encodeState(s: PersistedState): Uint8Array {
       senderDevice: k.senderDevice,
       senderIdentityKey: toBase64Url(k.senderIdentityKey),
     })),
+    lists: Object.fromEntries([...s.lists].map(([a, b]) => [a, toBase64Url(b)])),
+    watches: Object.fromEntries([...s.watches].map(([a, b]) => [a, toBase64Url(b)])),
   };
   return new TextEncoder().encode(JSON.stringify(json));
 }
@@ -134,7 +164,7 @@ export function decodeState(bytes: Uint8Array): PersistedState {
   } catch (cause) {
     throw new ImppError('ERR_STORAGE', 'client state file is not valid', { cause });
   }
-  if (v.v !== CLIENT_STATE_VERSION) {
+  if (!READABLE_VERSIONS.includes(v.v)) {
     throw new ImppError('ERR_STORAGE', 'client state file has an unsupported version');
   }
   const str = (k: string): string => {
@@ -142,13 +172,10 @@ export function decodeState(bytes: Uint8Array): PersistedState {
     if (typeof x !== 'string') throw new ImppError('ERR_STORAGE', `client state: ${k} missing`);
     return x;
   };
-  const known = new Map<string, Uint8Array>();
-  const k = v.known;
-  if (k !== null && typeof k === 'object') {
-    for (const [name, key] of Object.entries(k as Record<string, unknown>)) {
-      if (typeof key === 'string') known.set(name, fromBase64Url(key, 'known'));
-    }
-  }
+  const known = bytesMap(v.known, 'known', false);
+  // Version 1 had no lists or watches; from version 2 on they must be there.
+  const lists = bytesMap(v.lists, 'lists', v.v !== 1);
+  const watches = bytesMap(v.watches, 'watches', v.v !== 1);
   const presenceKeys: StoredPresenceKey[] = [];
   if (Array.isArray(v.presenceKeys)) {
     for (const raw of v.presenceKeys as Record<string, unknown>[]) {
@@ -191,6 +218,24 @@ export function decodeState(bytes: Uint8Array): PersistedState {
     device: fromBase64Url(str('device'), 'device'),
     registered: v.registered === true,
     known,
+    lists,
+    watches,
     publisher: typeof v.publisher === 'string' ? fromBase64Url(v.publisher, 'publisher') : null,
   };
+}
+
+/** A JSON object of base64url strings as a map; `ERR_STORAGE` when `required` and not there. */
+function bytesMap(raw: unknown, field: string, required: boolean): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    if (required) throw new ImppError('ERR_STORAGE', `client state: ${field} missing`);
+    return out;
+  }
+  for (const [name, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof value !== 'string') {
+      throw new ImppError('ERR_STORAGE', `client state: ${field} is malformed`);
+    }
+    out.set(name, fromBase64Url(value, field));
+  }
+  return out;
 }

@@ -6,6 +6,14 @@
  * import { ImppServer } from 'impp/service';
  * ```
  */
-export { ImppServer, type ImppServerOptions } from './server.js';
+export { ImppServer, type ImppListenOptions, type ImppServerOptions } from './server.js';
+export {
+  REDACTED_FIELDS,
+  SILENT_LOG,
+  createServiceLogger,
+  type ServiceLog,
+  type ServiceLoggerOptions,
+} from './logging.js';
+export { authenticatorFromConfig, type ConfiguredAuthenticator } from './authenticator.js';
 export { ClientFrame, PROTOCOL_LIMITS, DEVICE_BINDING_LABEL } from './protocol.js';
 export { bindingTranscript, verifyBinding, type BindingFields } from './binding.js';

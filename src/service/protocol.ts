@@ -79,6 +79,16 @@ export const PROTOCOL_LIMITS = {
   maxTrustObjectBytes: 64 * 1024,
   /** Largest request id. */
   maxRequestId: 2 ** 32 - 1,
+  /**
+   * Per-session token bucket for the costly requests (GET_BUNDLES hands out one-time prekeys,
+   * GET_LOG signs a tree head and builds proofs), below the transport's frame rate so a flood
+   * is answered with `ERR_RATE_LIMITED` errors while the connection stays open (T25).
+   */
+  costlyRequestRate: 50,
+  /** Burst of that bucket (costly requests accepted back to back). */
+  costlyRequestBurst: 200,
+  /** Active (unrevoked) devices per account; a device list holds at most 64 anyway. */
+  maxDevicesPerAccount: 64,
 } as const;
 
 /** Label of the device-binding signature (docs/protocol.md, "Device binding"). */
@@ -179,6 +189,7 @@ export const WIRE_ERROR_CODES: readonly ImppErrorCode[] = [
   'ERR_NOT_FOUND',
   'ERR_CONFLICT',
   'ERR_QUOTA_EXCEEDED',
+  'ERR_RATE_LIMITED',
   'ERR_DEVICE_LIST_INVALID',
   'ERR_SEAL_MALFORMED',
   'ERR_SEAL_UNSUPPORTED',

@@ -1,18 +1,23 @@
 /**
- * The impp service for one domain: accepts TLS connections, runs one {@link DeviceSession} per
- * connection, and routes sealed objects between devices through the store. It sees only envelope
- * headers (src/seal/header.ts), never content, and never a message's sender.
+ * The impp service for one domain: accepts connections over TLS and over WebSocket-on-TLS (the
+ * same frames, the same authentication, channel binding from the same TLS exporter), runs one
+ * {@link DeviceSession} per connection, and routes sealed objects between devices through the
+ * store. It sees only envelope headers (src/seal/header.ts), never content, and never a
+ * message's sender.
  */
 import type { AddressInfo } from 'node:net';
 import type { Authenticator } from '../auth/server.js';
 import type { SigningKeyPair } from '../crypto/index.js';
 import { TlsTransportServer } from '../transport/tls-server.js';
 import type { TransportLimits } from '../transport/limits.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection, ConnectionCloseInfo } from '../transport/connection.js';
+import type { ConnectionAttemptInfo } from '../transport/server-core.js';
+import { type OriginCheck, WebSocketTransportServer } from '../transport/ws-server.js';
 import { KeyLog } from '../trust/keylog/log.js';
 import type { RoutablePeer, SessionHost } from './host.js';
+import { SILENT_LOG, type ServiceLog } from './logging.js';
 import { DeviceSession } from './session.js';
-import type { ServiceStore } from './store/types.js';
+import type { DeviceRepository, NewDevice, ServiceStore } from './store/types.js';
 
 /** Options of {@link ImppServer}. */
 export interface ImppServerOptions {
@@ -26,7 +31,49 @@ export interface ImppServerOptions {
   /** Signs key-log tree heads; default: the domain key. */
   readonly logKey?: SigningKeyPair;
   readonly limits?: Partial<TransportLimits>;
+  /** The WebSocket endpoint ({@link ImppServer.listenWebSocket}): URL path and origin policy. */
+  readonly websocket?: { readonly path?: string; readonly checkOrigin?: OriginCheck };
+  /**
+   * Structured log of connections, bindings, registrations and failures: ids, device
+   * addresses, remote IP addresses and error codes only (src/service/logging.ts). Default: none.
+   */
+  readonly log?: ServiceLog;
   readonly now?: () => number;
+}
+
+/** Where a listener listens; binds 127.0.0.1 unless told otherwise. */
+export interface ImppListenOptions {
+  readonly host?: string;
+  /** 0 picks a free port; default the transport's default port. */
+  readonly port?: number;
+}
+
+/**
+ * The store as sessions see it when the server logs: the same store, with each successful
+ * device registration reported (the session does the registering; this is where the server
+ * can see it without reaching into the session).
+ */
+function observeRegistrations(
+  store: ServiceStore,
+  registered: (device: NewDevice) => void,
+): ServiceStore {
+  const devices = store.devices;
+  const observed: DeviceRepository = {
+    register: async (device) => {
+      await devices.register(device);
+      registered(device);
+    },
+    get: (address, deviceId) => devices.get(address, deviceId),
+    list: (address, options) => devices.list(address, options),
+    revoke: (address, deviceId, at) => devices.revoke(address, deviceId, at),
+  };
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'devices') return observed;
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+    },
+  });
 }
 
 /**
@@ -46,38 +93,109 @@ export class ImppServer implements SessionHost {
   readonly logKey: SigningKeyPair;
   readonly keyLog: KeyLog;
   readonly now: () => number;
+  readonly #options: ImppServerOptions;
+  readonly #log: ServiceLog;
   readonly #transport: TlsTransportServer;
+  #websocket: WebSocketTransportServer | undefined;
   /** Bound sessions by `user@domain/deviceId`; a newer session for a device replaces the older. */
   readonly #online = new Map<string, RoutablePeer>();
-  readonly #sessions = new Set<DeviceSession>();
+  readonly #sessions = new Map<DeviceSession, number>();
+  /** Connection ids for logs: a counter, so that log lines of one connection can be grouped. */
+  #nextConnectionId = 1;
 
   constructor(options: ImppServerOptions) {
+    this.#options = options;
+    this.#log = options.log ?? SILENT_LOG;
     this.domain = options.domain;
-    this.store = options.store;
+    this.store =
+      options.log === undefined
+        ? options.store
+        : observeRegistrations(options.store, (d) => {
+            this.#log.info({ device: `${d.address}/${d.deviceId}` }, 'device.registered');
+          });
     this.authenticator = options.authenticator;
     this.domainKey = options.domainKey;
     this.logKey = options.logKey ?? options.domainKey;
     this.now = options.now ?? Date.now;
     this.keyLog = new KeyLog({ domain: options.domain, storage: options.store.keyLog });
-    this.#transport = new TlsTransportServer({
-      key: options.tls.key,
-      cert: options.tls.cert,
-      ...(options.limits === undefined ? {} : { limits: options.limits }),
-    });
-    this.#transport.on('connection', (conn: Connection) => {
+    this.#transport = new TlsTransportServer(this.#transportOptions());
+    this.#watch(this.#transport);
+  }
+
+  #transportOptions(): {
+    key: string | Buffer;
+    cert: string | Buffer;
+    limits?: Partial<TransportLimits>;
+  } {
+    const o = this.#options;
+    return {
+      key: o.tls.key,
+      cert: o.tls.cert,
+      ...(o.limits === undefined ? {} : { limits: o.limits }),
+    };
+  }
+
+  #watch(transport: TlsTransportServer | WebSocketTransportServer): void {
+    transport.on('connection', (conn: Connection) => {
       this.#accept(conn);
+    });
+    // Both are expected events of an exposed server (scanners, wrong certificates, floods):
+    // logged for operators, never thrown.
+    transport.on('failed', (info: ConnectionAttemptInfo) => {
+      this.#log.info(
+        { remote: info.remoteAddress, code: info.error.code, reason: info.error.message },
+        'connection.failed',
+      );
+    });
+    transport.on('refused', (info: ConnectionAttemptInfo) => {
+      this.#log.warn({ remote: info.remoteAddress, code: info.error.code }, 'connection.refused');
     });
   }
 
-  /** Listens on 127.0.0.1 unless told otherwise. */
-  listen(options: { host?: string; port?: number } = {}): Promise<AddressInfo> {
+  /**
+   * Listens for TLS connections (length-prefixed frames) on 127.0.0.1 unless told otherwise.
+   *
+   * @example
+   * ```ts
+   * const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+   * ```
+   */
+  listen(options: ImppListenOptions = {}): Promise<AddressInfo> {
     return this.#transport.listen(options);
   }
 
-  /** Closes every connection and the listener (the store stays open: its owner closes it). */
+  /**
+   * Listens for WebSocket-over-TLS connections (path `/impp` unless configured, subprotocol
+   * `impp.v1`) with the same certificate, limits and protocol as {@link listen}. Channel binding
+   * (tls-exporter, RFC 9266) comes from the TLS connection under the WebSocket, so SCRAM-…-PLUS
+   * and device binding work as on TLS.
+   *
+   * @example
+   * ```ts
+   * const { port } = await server.listenWebSocket({ port: 5331 }); // wss://127.0.0.1:5331/impp
+   * ```
+   */
+  listenWebSocket(options: ImppListenOptions = {}): Promise<AddressInfo> {
+    if (this.#websocket === undefined) {
+      const ws = this.#options.websocket;
+      this.#websocket = new WebSocketTransportServer({
+        ...this.#transportOptions(),
+        ...(ws?.path === undefined ? {} : { path: ws.path }),
+        ...(ws?.checkOrigin === undefined ? {} : { checkOrigin: ws.checkOrigin }),
+      });
+      this.#watch(this.#websocket);
+    }
+    return this.#websocket.listen(options);
+  }
+
+  /**
+   * Stops accepting and closes every connection with a CLOSE frame (`ERR_CONNECTION_CLOSED`,
+   * "server shutting down"), waiting for each to end within the transport's close grace. The
+   * store stays open: its owner closes it (after this resolves, so queued writes are flushed).
+   */
   async close(): Promise<void> {
-    await this.#transport.close();
-    for (const s of this.#sessions) s.connection.close();
+    await Promise.all([this.#transport.close(), this.#websocket?.close()]);
+    for (const s of this.#sessions.keys()) s.connection.close();
   }
 
   /** Number of bound device sessions. */
@@ -103,17 +221,45 @@ export class ImppServer implements SessionHost {
   bound(device: string, session: RoutablePeer): void {
     const previous = this.#online.get(device);
     this.#online.set(device, session);
+    const conn = session instanceof DeviceSession ? this.#sessions.get(session) : undefined;
+    this.#log.info({ conn, device, replaced: previous !== undefined }, 'device.bound');
     if (previous !== undefined && previous !== session) previous.replaced();
   }
 
   #accept(conn: Connection): void {
+    const id = this.#nextConnectionId++;
     const session = new DeviceSession(this, conn);
-    this.#sessions.add(session);
-    conn.on('close', () => {
+    this.#sessions.set(session, id);
+    this.#log.info(
+      { conn: id, transport: conn.transport, remote: conn.remoteAddress },
+      'connection.open',
+    );
+    conn.on('close', (info: ConnectionCloseInfo) => {
       this.#sessions.delete(session);
       const device = session.device;
       if (device !== undefined && this.#online.get(device) === session) this.#online.delete(device);
+      this.#logClose(id, session, info);
     });
     session.start();
+  }
+
+  #logClose(id: number, session: DeviceSession, info: ConnectionCloseInfo): void {
+    const code = info.error?.code;
+    const fields = {
+      conn: id,
+      device: session.device,
+      address: session.address,
+      initiator: info.initiator,
+      code,
+    };
+    // A peer that breaks the protocol is worth a warning; ordinary ends are information.
+    const expected =
+      code === undefined ||
+      code === 'ERR_CONNECTION_CLOSED' ||
+      code === 'ERR_AUTH_FAILED' ||
+      code === 'ERR_CONFLICT' ||
+      code === 'ERR_TIMEOUT';
+    if (expected) this.#log.info(fields, 'connection.closed');
+    else this.#log.warn({ ...fields, reason: info.error?.message }, 'connection.closed');
   }
 }

@@ -12,6 +12,7 @@ import { readEnvelopeHeader } from '../seal/header.js';
 import type { CborValue } from '../transport/cbor-strict.js';
 import type { Connection } from '../transport/connection.js';
 import type { Frame } from '../transport/frame-codec.js';
+import { TokenBucket } from '../transport/rate-limit.js';
 import {
   formatAddress,
   isValidDeviceId,
@@ -41,6 +42,12 @@ type Phase = 'auth' | 'bind' | 'ready' | 'closed';
 
 const MAX_ADDRESS = 512;
 
+/** Requests that cost the server (or another user's prekey stock) more than a lookup. */
+const COSTLY_REQUESTS: ReadonlySet<number> = new Set([
+  ClientFrame.GET_BUNDLES,
+  ClientFrame.GET_LOG,
+]);
+
 function notAuthorized(message: string): ImppError {
   return new ImppError('ERR_NOT_AUTHORIZED', message);
 }
@@ -58,6 +65,10 @@ export class DeviceSession implements RoutablePeer {
   #flushAgain = false;
   #lastSeq = 0;
   readonly #channel: ChannelInfo;
+  readonly #costly = new TokenBucket(
+    PROTOCOL_LIMITS.costlyRequestRate,
+    PROTOCOL_LIMITS.costlyRequestBurst,
+  );
 
   constructor(
     private readonly server: SessionHost,
@@ -281,6 +292,10 @@ export class DeviceSession implements RoutablePeer {
       if (!this.#registered && frame.type !== ClientFrame.REGISTER) {
         throw notAuthorized('register this device first');
       }
+      if (COSTLY_REQUESTS.has(frame.type) && !this.#costly.take()) {
+        // Answered, not closed: the session stays usable once the client slows down.
+        throw new ImppError('ERR_RATE_LIMITED', 'too many bundle or log requests; slow down');
+      }
       const result = await this.#dispatch(frame.type, body);
       this.#send(ClientFrame.RESULT, { id, ...result });
     } catch (e) {
@@ -345,6 +360,9 @@ export class DeviceSession implements RoutablePeer {
     const identityKey = this.#identityKey as Uint8Array;
     const spk = readSignedPrekey(body);
     const otks = readPrekeys(body);
+    if ((await store.devices.list(address)).length >= PROTOCOL_LIMITS.maxDevicesPerAccount) {
+      throw new ImppError('ERR_QUOTA_EXCEEDED', 'this account has the most devices allowed');
+    }
     const previous = await store.deviceLists.latest(address);
     const listBytes =
       body.deviceList === undefined || body.deviceList === null

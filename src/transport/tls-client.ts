@@ -2,6 +2,7 @@
  * The client side of impp frames over TLS 1.3. Certificate verification cannot be turned off,
  * and there is no plaintext mode.
  */
+import { isIP } from 'node:net';
 import { type TLSSocket, connect } from 'node:tls';
 import { ImppError } from '../errors.js';
 import { IMPP_ALPN, TlsSocketCarrier } from './carrier.js';
@@ -24,6 +25,12 @@ export interface TlsConnectOptions extends ClientOptions {
   readonly onSession?: (session: Buffer) => void;
 }
 
+/** The SNI option for a connection: host names only, never an IP literal. */
+function sniFor(options: TlsConnectOptions): { servername?: string } {
+  const name = options.servername ?? options.host;
+  return isIP(name) === 0 ? { servername: name } : {};
+}
+
 /**
  * Connects, verifies the server certificate, runs the hello exchange, and resolves with an open
  * {@link Connection}. Rejects with a typed error: `ERR_TIMEOUT`, `ERR_VERSION_UNSUPPORTED`,
@@ -44,7 +51,9 @@ export function connectTls(options: TlsConnectOptions): Promise<Connection> {
       ...clientTlsOptions(options),
       host: options.host,
       port: options.port ?? DEFAULT_CLIENT_PORT,
-      servername: options.servername ?? options.host,
+      // SNI carries host names only (RFC 6066 §3); for an IP literal Node checks the certificate's
+      // IP SAN without it, and warns (DEP0123) when one is set.
+      ...sniFor(options),
       ALPNProtocols: [IMPP_ALPN],
     });
     socket = s;

@@ -1,6 +1,6 @@
 /** The CLI in-process: error reporting and exit codes, colours, version, the demo's checks. */
 import { Command } from 'commander';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ImppError } from '../../src/errors.js';
 import { registerDemo } from '../../src/cli/demo.js';
 import {
@@ -8,7 +8,7 @@ import {
   findLeaks,
   runDemoScenario,
   type DemoResult,
-  type ServerObject,
+  type StoredObject,
 } from '../../src/cli/demo-scenario.js';
 import { CliExit, colorEnabled, type CliIo } from '../../src/cli/io.js';
 import { EXIT_SOFTWARE, packageVersion, reportError, runCli } from '../../src/cli/program.js';
@@ -70,6 +70,30 @@ describe('error reporting', () => {
     expect(help.out()).toContain('Usage: impp demo');
   });
 
+  it('chat: help documents the commands and --password-stdin; bad options are refused', async () => {
+    const help = capture();
+    expect(await runCli(['chat', '--help'], help)).toBe(0);
+    for (const text of ['--server', '--ca', '--user', '--state', '--password-stdin', '/approve']) {
+      expect(help.out()).toContain(text);
+    }
+    expect(help.out()).toContain('first line of');
+    const missing = capture();
+    expect(await runCli(['chat', '--user', 'alice@localhost'], missing)).toBe(2);
+    expect(missing.err()).toContain('--server');
+    const noStdin = capture();
+    const args = ['chat', '--server', 'localhost:1', '--user', 'alice@localhost'];
+    expect(await runCli([...args.slice(0, 2), 'local host:x', ...args.slice(3)], noStdin)).toBe(1);
+    expect(noStdin.err()).toContain('--server must be HOST:PORT (ERR_INVALID_ARGUMENT)');
+    const badUser = capture();
+    expect(await runCli(['chat', '--server', 'localhost:1', '--user', 'no-at-sign'], badUser)).toBe(
+      1,
+    );
+    expect(badUser.err()).toMatch(/^impp: .*\(ERR_[A-Z_]+\)\n$/);
+    const noIo = capture();
+    expect(await runCli(args, noIo)).toBe(1);
+    expect(noIo.err()).toContain('impp chat needs standard input');
+  });
+
   it('reads the version from package.json at run time', () => {
     expect(packageVersion()).toMatch(/^\d+\.\d+\.\d+/);
   });
@@ -91,51 +115,71 @@ describe('colours', () => {
     const noColor = capture({ NO_COLOR: '1' }, true);
     expect(await runCli(['demo'], noColor)).toBe(0);
     expect(noColor.out()).not.toContain('\u001b[');
-    expect(noColor.out()).toContain('server view contains no plaintext: yes');
+    expect(noColor.out()).toContain('server store contains no plaintext: yes');
   });
 });
 
 describe('the demo fails closed', () => {
-  const real = runDemoScenario();
+  let real: DemoResult;
+  beforeAll(async () => {
+    real = await runDemoScenario();
+  });
 
-  function object(bytes: Uint8Array, sealedSender?: string): ServerObject {
+  function object(bytes: Uint8Array, sealedSender?: string): StoredObject {
     return {
-      header: { kind: 'message', recipientDevice: 'bob@example.test/laptop', id: '00', size: 1 },
-      routeTo: ['bob@example.test/laptop'],
+      table: 'queue',
+      kind: 'message',
+      routing: 'bob@example.test/phone',
+      size: bytes.length,
+      ciphertextSize: bytes.length,
       bytes,
-      ciphertext: bytes,
       ...(sealedSender !== undefined ? { sealedSender } : {}),
     };
   }
 
-  it('the real run has no leaks and every check passes', () => {
+  it('the real run: a real server stored sealed objects, no leaks, every check passes', () => {
     expect(real.leaks).toEqual([]);
     expect(real.checks.every((c) => c.passed)).toBe(true);
-    expect(real.serverView).toHaveLength(7);
+    expect(real.server.listen).toMatch(/^127\.0\.0\.1:\d+$/);
+    const [offline, end] = real.stored;
+    expect(offline?.objects.some((o) => o.table === 'queue' && o.kind === 'message')).toBe(true);
+    expect(end?.objects.filter((o) => o.table === 'presence')).toHaveLength(2);
+    expect(end?.keyLogSize).toBeGreaterThanOrEqual(3);
+    // The database files were searched, the write-ahead log included.
+    expect(real.files.map((f) => f.name)).toEqual(expect.arrayContaining(['service.db']));
+    expect(real.plaintext.message).toBe(DEMO_TEXT.message);
+    expect(real.plaintext.reply).toBe(DEMO_TEXT.reply);
   });
 
-  it('findLeaks finds a plaintext or a sealed sender address planted in server bytes', () => {
+  it('findLeaks finds a plaintext or a sealed sender address in objects and files', () => {
     const planted = Buffer.concat([Buffer.of(1, 2, 3), Buffer.from(DEMO_TEXT.note), Buffer.of(9)]);
     expect(findLeaks([object(Buffer.of(1, 2, 3)), object(planted)])).toEqual([
-      { object: 1, what: 'note' },
+      { where: 'stored object 2', what: 'note' },
     ]);
     const sender = Buffer.from('xx alice@example.test yy');
     expect(findLeaks([object(sender, 'alice@example.test')])).toEqual([
-      { object: 0, what: 'sender address' },
+      { where: 'stored object 1', what: 'sender address' },
     ]);
     // A presence update names its presentity by design: not a sealed sender, not a leak.
     expect(findLeaks([object(sender)])).toEqual([]);
-    // The message text inside a real object's ciphertext, flipped back in, is found.
-    const first = real.serverView[0]!;
+    // In a database file, in UTF-16 too (SQLite can store text that way).
+    const file = Buffer.concat([Buffer.alloc(100), Buffer.from(DEMO_TEXT.reply, 'utf16le')]);
+    expect(findLeaks([], [{ name: 'service.db-wal', bytes: file }])).toEqual([
+      { where: 'service.db-wal', what: 'reply' },
+    ]);
+    // The message text appended to a real stored object is found.
+    const first = real.stored[0]?.objects[0];
+    expect(first).toBeDefined();
+    if (first === undefined) return;
     const leaky = Buffer.concat([Buffer.from(first.bytes), Buffer.from(DEMO_TEXT.message)]);
     expect(findLeaks([{ ...first, bytes: leaky }]).map((l) => l.what)).toEqual(['message']);
   });
 
-  it('a leak makes `impp demo` print "no" and exit 1', async () => {
-    const leaky = real.serverView.map((o, i) =>
-      i === 2 ? { ...o, bytes: Buffer.concat([o.bytes, Buffer.from(DEMO_TEXT.reply)]) } : o,
-    );
-    const broken: DemoResult = { ...real, serverView: leaky, leaks: findLeaks(leaky) };
+  it('a leak makes `impp demo` print "NO" and exit 1', async () => {
+    const broken: DemoResult = {
+      ...real,
+      leaks: [{ where: 'service.db-wal', what: 'reply' }],
+    };
     for (const json of [false, true]) {
       const io = capture();
       const program = new Command('impp').exitOverride();
@@ -147,11 +191,11 @@ describe('the demo fails closed', () => {
       expect(err).toBeInstanceOf(CliExit);
       expect(reportError(err, io)).toBe(1);
       if (json) {
-        expect(JSON.parse(io.out())).toMatchObject({ serverViewContainsNoPlaintext: false });
+        expect(JSON.parse(io.out())).toMatchObject({ serverStoreContainsNoPlaintext: false });
       } else {
-        expect(io.out()).toContain('server view contains no plaintext: NO');
-        expect(io.out()).not.toContain('server view contains no plaintext: yes');
-        expect(io.out()).toContain('reply in server object 3');
+        expect(io.out()).toContain('server store contains no plaintext: NO');
+        expect(io.out()).not.toContain('server store contains no plaintext: yes');
+        expect(io.out()).toContain('reply in service.db-wal');
       }
     }
   });
@@ -165,6 +209,6 @@ describe('the demo fails closed', () => {
       .parseAsync(['demo'], { from: 'user' })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CliExit);
-    expect(io.out()).toMatch(/NO\s+Bob's bundle key/);
+    expect(io.out()).toMatch(/NO\s+subscriptions were approved/);
   });
 });

@@ -1,9 +1,13 @@
 /**
- * Several devices per user, end to end over real TLS: every device of the recipient and the
- * sender's own other devices get a copy; each device has its own queue.
+ * Several devices per user, end to end over real TLS: every device on the recipient's signed
+ * device list and the sender's own other listed devices get a copy; each device has its own queue.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReceivedMessage } from '../../src/client/client.js';
+import type {
+  DeviceListEvent,
+  ReceivedMessage,
+  TrustWarningEvent,
+} from '../../src/client/client.js';
 import { verifyEnrolmentStatement } from '../../src/trust/enrolment.js';
 import { type Env, next, startEnv } from '../service/harness.js';
 
@@ -16,18 +20,33 @@ afterAll(async () => {
 });
 
 describe('several devices per user', () => {
-  it('fans a message out to all recipient devices and the sender’s other devices', async () => {
+  it('a registered device that is not on the signed list gets nothing until it is signed on', async () => {
     const laptop = env.client('alice', 'laptop');
     const phone = env.client('alice', 'phone');
     const bob = env.client('bob', 'phone');
     await laptop.connect();
     await phone.connect(); // a second device registers without a list of its own
     await bob.connect();
+    const warnings: TrustWarningEvent[] = [];
+    bob.on('trustWarning', (w) => warnings.push(w));
     const atLaptop = next<ReceivedMessage>(laptop, 'message');
+    const ids = await bob.sendMessage('alice@example.org', 'to the listed device only');
+    expect(ids).toHaveLength(1); // alice/phone is in the directory but not on the list
+    expect((await atLaptop).text).toBe('to the listed device only');
+    expect(warnings).toContainEqual({
+      kind: 'unlisted-device',
+      address: 'alice@example.org',
+      device: 'alice@example.org/phone',
+    });
+    expect(
+      await env.store.queue.pending('alice@example.org/phone', { after: 0, limit: 10 }),
+    ).toEqual([]);
+    // Once an existing device signs it onto the list, it is sealed for.
+    await laptop.addDevice('phone');
+    const atLaptop2 = next<ReceivedMessage>(laptop, 'message');
     const atPhone = next<ReceivedMessage>(phone, 'message');
-    const ids = await bob.sendMessage('alice@example.org', 'to both of your devices');
-    expect(ids).toHaveLength(2);
-    expect((await atLaptop).text).toBe('to both of your devices');
+    expect(await bob.sendMessage('alice@example.org', 'to both of your devices')).toHaveLength(2);
+    expect((await atLaptop2).text).toBe('to both of your devices');
     expect((await atPhone).text).toBe('to both of your devices');
     const atBob = next<ReceivedMessage>(bob, 'message');
     const copy = next<ReceivedMessage>(phone, 'message');
@@ -41,31 +60,44 @@ describe('several devices per user', () => {
   it('an existing device signs the new one onto the device list; contacts see it added', async () => {
     const bob = env.client('bob', 'phone');
     await bob.connect();
+    // bob's state file holds the list verified in the last test (counter 2): no rollback.
     expect(await bob.deviceList('alice@example.org')).toMatchObject({
-      counter: 1,
-      devices: ['laptop'],
+      counter: 2,
+      devices: ['laptop', 'phone'],
+      added: [],
     });
     const laptop = env.client('alice', 'laptop');
     await laptop.connect();
-    expect(await laptop.addDevice('phone')).toBe(2);
+    const tablet = env.client('alice', 'tablet');
+    await tablet.connect();
+    const seen = next<DeviceListEvent>(bob, 'deviceList');
+    expect(await laptop.addDevice('tablet')).toBe(3);
     expect(await bob.deviceList('alice@example.org')).toEqual({
-      counter: 2,
-      devices: ['laptop', 'phone'],
-      added: ['phone'],
+      counter: 3,
+      devices: ['laptop', 'phone', 'tablet'],
+      added: ['tablet'],
       removed: [],
+    });
+    expect(await seen).toEqual({
+      address: 'alice@example.org',
+      counter: 3,
+      firstSight: false,
+      added: ['tablet'],
+      removed: [],
+      replaced: [],
     });
     const phone = env.client('alice', 'phone');
     await phone.connect();
     await expect(phone.addDevice('nonexistent')).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' });
     // A registered device that is not on the list cannot sign the next list.
-    const tablet = env.client('alice', 'tablet');
-    await tablet.connect();
-    await expect(tablet.addDevice('tablet')).rejects.toMatchObject({ code: 'ERR_NOT_AUTHORIZED' });
+    const desk = env.client('alice', 'desk');
+    await desk.connect();
+    await expect(desk.addDevice('desk')).rejects.toMatchObject({ code: 'ERR_NOT_AUTHORIZED' });
   });
 
   it('each device is enrolled by the domain and logged', async () => {
     const devices = await env.store.devices.list('alice@example.org');
-    expect(devices.map((d) => d.deviceId).sort()).toEqual(['laptop', 'phone', 'tablet']);
+    expect(devices.map((d) => d.deviceId).sort()).toEqual(['desk', 'laptop', 'phone', 'tablet']);
     for (const d of devices) {
       const v = verifyEnrolmentStatement(d.enrolment, {
         domainKey: env.server.domainKey.publicKey,
@@ -73,7 +105,7 @@ describe('several devices per user', () => {
       expect(v.statement.channelBound).toBe(true);
       expect(v.statement.mechanism).toBe('SCRAM-SHA-256-PLUS');
     }
-    expect(env.server.keyLog.size).toBe(4); // alice ×3, bob
+    expect(env.server.keyLog.size).toBe(5); // alice ×4, bob
   });
 
   it('a device verifies that the domain logged its enrolment, and the log only grows', async () => {

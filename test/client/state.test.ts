@@ -48,6 +48,22 @@ const stateArb: fc.Arbitrary<PersistedState> = fc.record({
     }),
     { maxLength: 3 },
   ),
+  lists: fc
+    .array(
+      fc.tuple(fc.stringMatching(/^[a-z]{1,8}@example\.org$/), fc.uint8Array({ maxLength: 80 })),
+      {
+        maxLength: 3,
+      },
+    )
+    .map((entries) => new Map(entries)),
+  watches: fc
+    .array(
+      fc.tuple(fc.stringMatching(/^[a-z]{1,8}@example\.org$/), fc.uint8Array({ maxLength: 80 })),
+      {
+        maxLength: 3,
+      },
+    )
+    .map((entries) => new Map(entries)),
 });
 
 describe('client state', () => {
@@ -61,12 +77,49 @@ describe('client state', () => {
   });
 
   it('refuses an unknown version and garbage', () => {
-    expect(() => decodeState(new TextEncoder().encode('{"v":2}'))).toThrow(
+    expect(() => decodeState(new TextEncoder().encode('{"v":3}'))).toThrow(
       expect.objectContaining({ code: 'ERR_STORAGE' }),
     );
     expect(() => decodeState(Uint8Array.from([0xff, 0xfe]))).toThrow(
       expect.objectContaining({ code: 'ERR_STORAGE' }),
     );
+  });
+
+  it('reads a version 1 file (no lists or watches yet), but a version 2 file must have them', () => {
+    const v2 = JSON.parse(
+      new TextDecoder().decode(
+        encodeState({
+          address: 'alice@example.org',
+          deviceId: 'laptop',
+          seed: new Uint8Array(32),
+          device: Uint8Array.from([1]),
+          registered: true,
+          known: new Map(),
+          publisher: null,
+          enrolment: null,
+          trustedHead: null,
+          uploadedPrekeyId: 0,
+          presenceKeys: [],
+          lists: new Map([['bob@example.org', Uint8Array.from([1, 2])]]),
+          watches: new Map(),
+        }),
+      ),
+    ) as Record<string, unknown>;
+    const rest = Object.fromEntries(
+      Object.entries(v2).filter(([k]) => k !== 'lists' && k !== 'watches'),
+    );
+    const v1 = decodeState(new TextEncoder().encode(JSON.stringify({ ...rest, v: 1 })));
+    expect(v1.lists.size).toBe(0);
+    expect(v1.watches.size).toBe(0);
+    // Dropping the lists from a version 2 file would silently drop rollback protection.
+    expect(() =>
+      decodeState(new TextEncoder().encode(JSON.stringify({ ...rest, watches: {} }))),
+    ).toThrow(expect.objectContaining({ code: 'ERR_STORAGE' }));
+    expect(() =>
+      decodeState(
+        new TextEncoder().encode(JSON.stringify({ ...v2, lists: { 'bob@example.org': 7 } })),
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_STORAGE' }));
   });
 
   it('writes the file atomically and readable only by its owner', async () => {

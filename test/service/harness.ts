@@ -21,6 +21,7 @@ import { FileStateStore } from '../../src/client/state.js';
 import { SecretBytes, generateSigningKeyPair, randomBytes } from '../../src/crypto/index.js';
 import { ImppServer } from '../../src/service/server.js';
 import { openSqliteServiceStore, type SqliteServiceStore } from '../../src/service/store/index.js';
+import type { StoreQuotas } from '../../src/service/store/types.js';
 import { createLoopbackPki } from '../helpers/tls-fixtures.js';
 
 export const DOMAIN = 'example.org';
@@ -43,8 +44,14 @@ export interface Env {
   close(): Promise<void>;
 }
 
+/** Options of {@link startEnv}. */
+export interface EnvOptions {
+  /** Store quotas (defaults otherwise), e.g. small ones for the quota tests. */
+  readonly quotas?: Partial<StoreQuotas>;
+}
+
 /** Starts a server with accounts alice, bob, carol and dave. */
-export async function startEnv(): Promise<Env> {
+export async function startEnv(options: EnvOptions = {}): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'impp-service-'));
   const pki = await createLoopbackPki();
   const registry = new AuthRegistry({
@@ -67,7 +74,10 @@ export async function startEnv(): Promise<Env> {
   );
   const authenticator = new Authenticator(registry, policy, { audit: new MemoryAuditSink() });
   const dbPath = join(dir, 'service.db');
-  const store = openSqliteServiceStore({ path: dbPath });
+  const store = openSqliteServiceStore({
+    path: dbPath,
+    ...(options.quotas === undefined ? {} : { quotas: options.quotas }),
+  });
   const server = new ImppServer({
     domain: DOMAIN,
     tls: { key: pki.server.keyPem, cert: pki.server.certPem },
