@@ -219,6 +219,27 @@ function wireEvents(client: ImppClient, out: Printer, seen: Map<string, Seen>): 
       ),
     );
   });
+  client.on('deviceList', (d) => {
+    const who = printable(d.address);
+    if (d.firstSight) {
+      out.info(`${who} has ${d.added.length} device(s); compare safety numbers (/safety ${who})`);
+      return;
+    }
+    const changes = [
+      ...d.added.map((id) => `added ${printable(id)}`),
+      ...d.removed.map((id) => `removed ${printable(id)}`),
+      ...d.replaced.map((id) => `re-keyed ${printable(id)}`),
+    ];
+    if (changes.length > 0) out.warn(`${who} changed their devices: ${changes.join(', ')}`);
+  });
+  client.on('trustWarning', (w) => {
+    const subject = printable(w.device ?? w.address);
+    const what =
+      w.kind === 'unlisted-sender'
+        ? `a message came from ${subject}, a device not on its owner's verified list`
+        : `your client refused ${subject} (${w.kind}): nothing was sealed for it`;
+    out.warn(out.style.bad(`WARNING: ${what}`));
+  });
   client.on('undeliverable', (u) => {
     out.warn(`an incoming object could not be opened and was dropped (${u.code})`);
   });
