@@ -9,7 +9,7 @@
  * SIGTERM or SIGINT stops it gracefully: no new connections, a CLOSE frame on each open one, the
  * store's pending writes committed, exit code 0.
  */
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { ServiceLog } from '../service/logging.js';
 import type { CliIo } from './io.js';
@@ -132,6 +132,8 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
       accountsDbPath: files.accountsDbPath,
       domainKey: files.domainKey,
       audit: new authModule.PinoAuditSink(logger.child({ component: 'auth' })),
+      // Relative keytab, CA and secret-file paths in a config file mean "next to that file".
+      ...(config.source === undefined ? {} : { baseDir: dirname(resolve(config.source)) }),
     });
     server = new ImppServer({
       domain: config.domain,

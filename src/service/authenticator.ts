@@ -3,11 +3,20 @@
  * mechanisms in the configured order, each answered by a configured provider, the rate limits of
  * the policy, and audit events to the given sink.
  *
- * `impp serve` wires the local provider (SCRAM-SHA-256-PLUS and SCRAM-SHA-256 over the
- * accounts file). The other provider types (LDAP, Kerberos, PKI, custom) exist as libraries in
- * src/auth but are not wired here yet: a configuration that needs them is refused at start with
- * a clear message rather than started without the mechanisms it asks for.
+ * `impp serve` wires:
+ * - the local provider (SCRAM-SHA-256-PLUS and SCRAM-SHA-256 over the accounts file);
+ * - the LDAP provider (PLAIN, RFC 4616, checked by binding to the directory as the user over
+ *   LDAPS or StartTLS), with its service-account password read from the `{ file }` or `{ env }`
+ *   reference the trust configuration allows (never inline);
+ * - the Kerberos provider (GS2-KRB5, RFC 5801) with the service keytab and realm of the
+ *   configuration.
+ *
+ * PKI and custom providers exist as libraries in src/auth but are not wired here yet:
+ * a configuration that needs them is refused at start with a clear message rather than started
+ * without the mechanisms it asks for.
  */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import {
   AuthRegistry,
   Authenticator,
@@ -15,19 +24,41 @@ import {
   SqliteLocalAccountRepository,
   localProvider,
   makeAuthPolicy,
+  plainServer,
   scramServer,
   type AuditSink,
   type MechanismBinding,
+  type MechanismPlugin,
+  type ProviderPlugin,
 } from '../auth/index.js';
+import { gs2Krb5Server } from '../auth/kerberos/gs2-krb5.js';
+import { kerberosProvider, type KerberosProviderConfig } from '../auth/kerberos/provider.js';
+import { ldapProvider, type LdapProviderConfig } from '../auth/ldap/provider.js';
 import { SecretBytes, hkdfSha256, type SigningKeyPair } from '../crypto/index.js';
 import { ImppError } from '../errors.js';
-import { providersForMechanism, type DomainTrustConfig } from '../trust/config.js';
+import {
+  providersForMechanism,
+  type AuthMechanismName,
+  type DomainTrustConfig,
+  type ProviderConfig,
+  type TrustAnchorsConfig,
+} from '../trust/config.js';
 
 /** What {@link authenticatorFromConfig} returns. */
 export interface ConfiguredAuthenticator {
   readonly authenticator: Authenticator;
   /** Closes the providers (the accounts database). */
   close(): Promise<void>;
+}
+
+/** Where secret references of the configuration are looked up. */
+export type SecretEnvironment = Readonly<Record<string, string | undefined>>;
+
+/** Where a provider's secrets and files are found. */
+interface Sources {
+  readonly env: SecretEnvironment;
+  /** Folder relative paths are resolved against; without it they are refused. */
+  readonly baseDir: string | undefined;
 }
 
 /** HKDF info of the SASL server secret (RFC 5869 §3.2: a context string per derived key). */
@@ -45,11 +76,231 @@ function serverSecret(domainKey: SigningKeyPair): SecretBytes {
   );
 }
 
+/** The provider types `impp serve` can run, and the mechanisms each answers here. */
+const WIRED: Readonly<Partial<Record<ProviderConfig['type'], readonly AuthMechanismName[]>>> = {
+  local: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
+  ldap: ['PLAIN'],
+  kerberos: ['GS2-KRB5'],
+};
+
+/** Why a mechanism cannot be served, for the start-up message. */
+const NOT_WIRED_WHY: Readonly<Partial<Record<AuthMechanismName, string>>> = {
+  EXTERNAL:
+    'the pki provider is not wired into impp serve yet (the TLS listener does not request client certificates)',
+};
+
+function configError(message: string): ImppError {
+  return new ImppError('ERR_CONFIG_INVALID', message);
+}
+
+/**
+ * The one provider that answers `mechanism`. More than one candidate is refused: the
+ * authenticator pairs each mechanism with exactly one provider, and silently ignoring the
+ * second one would leave its users unable to log in without saying why.
+ */
+function providerFor(trust: DomainTrustConfig, mechanism: AuthMechanismName): ProviderConfig {
+  const candidates = providersForMechanism(trust, mechanism);
+  const where = `trust.authentication.mechanisms: ${mechanism}`;
+  if (candidates.length > 1) {
+    throw configError(
+      `${where} is answered by ${candidates.length} providers (${candidates.map((p) => p.id).join(', ')}); ` +
+        'impp serve pairs each mechanism with exactly one provider',
+    );
+  }
+  const provider = candidates[0];
+  if (provider === undefined || !(WIRED[provider.type] ?? []).includes(mechanism)) {
+    const why =
+      NOT_WIRED_WHY[mechanism] ??
+      `a ${provider?.type ?? 'matching'} provider is not wired into impp serve yet`;
+    throw configError(
+      `${where} needs a provider that impp serve cannot run yet: ${why} ` +
+        '(wired: local for SCRAM-SHA-256-PLUS and SCRAM-SHA-256, ldap for PLAIN, kerberos for GS2-KRB5)',
+    );
+  }
+  return provider;
+}
+
+/**
+ * `path` made absolute against the configuration file's folder (docs/operations.md: relative
+ * paths in the file mean paths next to it). Without that folder a relative path is refused
+ * rather than read from whatever the working folder happens to be.
+ */
+function pathOf(path: string, sources: Sources, where: string): string {
+  if (isAbsolute(path)) return path;
+  if (sources.baseDir === undefined)
+    throw configError(`${where}: must be an absolute path here (no configuration file folder)`);
+  return resolve(sources.baseDir, path);
+}
+
+/**
+ * Reads a secret reference: the file's content without its final line break, or the
+ * environment variable. Messages name where the secret was looked for, never its value.
+ */
+function readSecret(
+  ref: { readonly file?: string | undefined; readonly env?: string | undefined },
+  sources: Sources,
+  where: string,
+): string {
+  let value: string | undefined;
+  if (ref.file !== undefined) {
+    const path = pathOf(ref.file, sources, where);
+    try {
+      value = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new ImppError('ERR_CONFIG_INVALID', `${where}: cannot read the secret file`, {
+        cause: e,
+      });
+    }
+  } else if (ref.env !== undefined) {
+    value = sources.env[ref.env];
+    if (value === undefined)
+      throw configError(`${where}: environment variable ${ref.env} is not set`);
+  }
+  if (value === undefined || value.length === 0) throw configError(`${where}: the secret is empty`);
+  return value;
+}
+
+/** The PEM text of trust anchors given by path or inline. */
+function readAnchors(anchors: TrustAnchorsConfig, sources: Sources, where: string): string {
+  if (anchors.pem !== undefined) return anchors.pem;
+  const path = pathOf(anchors.path ?? '', sources, where);
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ImppError('ERR_CONFIG_INVALID', `${where}: cannot read the CA bundle file`, {
+      cause: e,
+    });
+  }
+}
+
+/**
+ * The LDAP provider options for a trust configuration entry (docs/trust.md): the service
+ * account's password is resolved from its reference here, at start, so a missing secret stops
+ * the server instead of failing every login later.
+ */
+function ldapOptions(
+  p: Extract<ProviderConfig, { type: 'ldap' }>,
+  sources: Sources,
+): LdapProviderConfig {
+  const where = `trust.authentication.providers[${p.id}]`;
+  if (p.bind === undefined) {
+    // Without a service account the library would need a bind-DN template, which the trust
+    // configuration has no field for: refuse rather than guess one.
+    throw configError(
+      `${where}.bind: impp serve needs a service account (bind.dn and bind.password) to search the directory`,
+    );
+  }
+  if (p.userSearch.scope !== 'sub') {
+    throw configError(`${where}.userSearch.scope: impp serve supports only "sub"`);
+  }
+  return {
+    name: p.id,
+    url: p.url,
+    startTls: p.startTls,
+    timeoutMs: p.timeoutMs,
+    serviceAccount: {
+      dn: p.bind.dn,
+      password: readSecret(p.bind.password, sources, `${where}.bind.password`),
+    },
+    userBase: p.userSearch.base,
+    userFilter: p.userSearch.filter,
+    ...(p.groupSearch === undefined
+      ? {}
+      : { groups: { base: p.groupSearch.base, filter: p.groupSearch.filter } }),
+    ...(p.caBundle === undefined
+      ? {}
+      : { caPem: readAnchors(p.caBundle, sources, `${where}.caBundle`) }),
+  };
+}
+
+/** The Kerberos clock-skew default of MIT krb5 (krb5.conf `clockskew`), in seconds. */
+const KRB5_DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/**
+ * The Kerberos provider options for a trust configuration entry. The service principal
+ * `service/host[@REALM]` becomes the GSS host-based name `service@host` (RFC 2743 §4.1) the
+ * acceptor looks up in the keytab; users of `realm` map to `user@<domain>` (instance principals
+ * and other realms are refused by the provider).
+ */
+function kerberosOptions(
+  p: Extract<ProviderConfig, { type: 'kerberos' }>,
+  sources: Sources,
+): KerberosProviderConfig {
+  const where = `trust.authentication.providers[${p.id}]`;
+  if (p.maxClockSkewSeconds !== KRB5_DEFAULT_CLOCK_SKEW_SECONDS) {
+    // The GSS-API library takes the allowed skew from krb5.conf only; accepting another value
+    // here without applying it would be a setting that silently does nothing.
+    throw configError(
+      `${where}.maxClockSkewSeconds: impp serve cannot apply it per provider; set clockskew in krb5.conf instead`,
+    );
+  }
+  const principal = p.servicePrincipal.split('@')[0] ?? '';
+  const slash = principal.indexOf('/');
+  return {
+    name: p.id,
+    service: `${principal.slice(0, slash)}@${principal.slice(slash + 1)}`,
+    keytab: pathOf(p.keytab, sources, `${where}.keytab`),
+    realms: [{ realm: p.realm }],
+  };
+}
+
+/**
+ * The provider plug-in for a wired provider entry, as a function that opens it: everything that
+ * can fail on configuration (secrets, CA bundles, the library's own checks) fails here, before
+ * any database or connection is opened.
+ */
+function providerPlugin(
+  p: ProviderConfig,
+  options: {
+    readonly accountsDbPath: string;
+    readonly iterations: number;
+    readonly sources: Sources;
+  },
+): () => ProviderPlugin {
+  switch (p.type) {
+    case 'local':
+      return () =>
+        localProvider({
+          repository: new SqliteLocalAccountRepository(options.accountsDbPath),
+          name: p.id,
+          iterations: options.iterations,
+        });
+    case 'ldap': {
+      const plugin = ldapProvider(ldapOptions(p, options.sources));
+      return () => plugin;
+    }
+    case 'kerberos': {
+      const plugin = kerberosProvider(kerberosOptions(p, options.sources));
+      return () => plugin;
+    }
+    default:
+      // providerFor only lets wired types through.
+      throw configError(`trust.authentication.providers[${p.id}]: ${p.type} is not wired`);
+  }
+}
+
+function mechanismPlugin(mechanism: AuthMechanismName): MechanismPlugin {
+  switch (mechanism) {
+    case 'SCRAM-SHA-256-PLUS':
+      return scramServer({ plus: true });
+    case 'SCRAM-SHA-256':
+      return scramServer({ plus: false });
+    case 'PLAIN':
+      return plainServer();
+    case 'GS2-KRB5':
+      // RFC 5801 without channel binding: the trust configuration has no GS2-KRB5-PLUS name.
+      return gs2Krb5Server();
+    default:
+      throw configError(`trust.authentication.mechanisms: ${mechanism} is not wired`);
+  }
+}
+
 /**
  * Builds the authenticator for `trust` with the local accounts in `accountsDbPath`.
  *
  * @throws ImppError `ERR_CONFIG_INVALID` when a mechanism needs a provider type that the server
- *   cannot run yet.
+ *   cannot run yet, when two providers answer one mechanism, or when a provider's secret or CA
+ *   bundle cannot be read.
  * @example
  * ```ts
  * const { authenticator, close } = await authenticatorFromConfig({
@@ -63,41 +314,45 @@ export async function authenticatorFromConfig(options: {
   readonly accountsDbPath: string;
   readonly domainKey: SigningKeyPair;
   readonly audit: AuditSink;
+  /** Where `{ env }` secret references are read; `process.env` when absent. */
+  readonly env?: SecretEnvironment;
+  /**
+   * The configuration file's folder, against which relative provider paths (secret files, CA
+   * bundles, keytabs) are resolved; without it such paths must be absolute.
+   */
+  readonly baseDir?: string;
 }): Promise<ConfiguredAuthenticator> {
   const { trust } = options;
-  const bindings: MechanismBinding[] = [];
-  for (const mechanism of trust.authentication.mechanisms) {
-    const provider = providersForMechanism(trust, mechanism).find((p) => p.type === 'local');
-    if (
-      provider === undefined ||
-      (mechanism !== 'SCRAM-SHA-256-PLUS' && mechanism !== 'SCRAM-SHA-256')
-    ) {
-      throw new ImppError(
-        'ERR_CONFIG_INVALID',
-        `trust.authentication.mechanisms: ${mechanism} needs a provider that impp serve cannot run yet ` +
-          '(only the local provider with SCRAM-SHA-256-PLUS and SCRAM-SHA-256 is wired)',
+  const sources: Sources = { env: options.env ?? process.env, baseDir: options.baseDir };
+  const chosen = trust.authentication.mechanisms.map((mechanism) => ({
+    mechanism,
+    provider: providerFor(trust, mechanism),
+  }));
+  // Providers are built (and their secrets read) before anything is opened.
+  const providers = new Map<string, () => ProviderPlugin>();
+  for (const { provider } of chosen) {
+    if (!providers.has(provider.id)) {
+      providers.set(
+        provider.id,
+        providerPlugin(provider, {
+          accountsDbPath: options.accountsDbPath,
+          iterations: trust.policy.scram.iterations,
+          sources,
+        }),
       );
     }
-    bindings.push({ mechanism, provider: provider.id });
   }
+  const bindings: MechanismBinding[] = chosen.map((c) => ({
+    mechanism: c.mechanism,
+    provider: c.provider.id,
+  }));
   const registry = new AuthRegistry({
     domain: trust.domain,
     serverSecret: serverSecret(options.domainKey),
   });
   try {
-    for (const { mechanism } of bindings) {
-      registry.registerMechanism(scramServer({ plus: mechanism === 'SCRAM-SHA-256-PLUS' }));
-    }
-    const localIds = new Set(bindings.map((b) => b.provider));
-    for (const id of localIds) {
-      await registry.registerProvider(
-        localProvider({
-          repository: new SqliteLocalAccountRepository(options.accountsDbPath),
-          name: id,
-          iterations: trust.policy.scram.iterations,
-        }),
-      );
-    }
+    for (const { mechanism } of chosen) registry.registerMechanism(mechanismPlugin(mechanism));
+    for (const open of providers.values()) await registry.registerProvider(open());
     const limits = trust.policy.rateLimits;
     const policy = makeAuthPolicy(trust.domain, bindings, {
       rateLimit: {

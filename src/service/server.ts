@@ -99,6 +99,8 @@ export class ImppServer implements SessionHost {
   #websocket: WebSocketTransportServer | undefined;
   /** Bound sessions by `user@domain/deviceId`; a newer session for a device replaces the older. */
   readonly #online = new Map<string, RoutablePeer>();
+  /** Bound device names per address, so fan-out finds a user's sessions without a scan. */
+  readonly #devicesOf = new Map<string, Set<string>>();
   readonly #sessions = new Map<DeviceSession, number>();
   /** Connection ids for logs: a counter, so that log lines of one connection can be grouped. */
   #nextConnectionId = 1;
@@ -211,16 +213,33 @@ export class ImppServer implements SessionHost {
   /** @internal Online sessions of every device of `address`. */
   onlineOf(address: string): RoutablePeer[] {
     const out: RoutablePeer[] = [];
-    for (const [device, s] of this.#online) {
-      if (device.slice(0, device.lastIndexOf('/')) === address) out.push(s);
+    for (const device of this.#devicesOf.get(address) ?? []) {
+      const s = this.#online.get(device);
+      if (s !== undefined) out.push(s);
     }
     return out;
+  }
+
+  #setOnline(device: string, session: RoutablePeer): void {
+    this.#online.set(device, session);
+    const address = device.slice(0, device.lastIndexOf('/'));
+    let devices = this.#devicesOf.get(address);
+    if (devices === undefined) this.#devicesOf.set(address, (devices = new Set()));
+    devices.add(device);
+  }
+
+  #setOffline(device: string): void {
+    this.#online.delete(device);
+    const address = device.slice(0, device.lastIndexOf('/'));
+    const devices = this.#devicesOf.get(address);
+    devices?.delete(device);
+    if (devices?.size === 0) this.#devicesOf.delete(address);
   }
 
   /** @internal A session finished device binding. */
   bound(device: string, session: RoutablePeer): void {
     const previous = this.#online.get(device);
-    this.#online.set(device, session);
+    this.#setOnline(device, session);
     const conn = session instanceof DeviceSession ? this.#sessions.get(session) : undefined;
     this.#log.info({ conn, device, replaced: previous !== undefined }, 'device.bound');
     if (previous !== undefined && previous !== session) previous.replaced();
@@ -237,7 +256,7 @@ export class ImppServer implements SessionHost {
     conn.on('close', (info: ConnectionCloseInfo) => {
       this.#sessions.delete(session);
       const device = session.device;
-      if (device !== undefined && this.#online.get(device) === session) this.#online.delete(device);
+      if (device !== undefined && this.#online.get(device) === session) this.#setOffline(device);
       this.#logClose(id, session, info);
     });
     session.start();
