@@ -29,6 +29,8 @@ export interface SessionHost {
   readonly logKey: SigningKeyPair;
   readonly keyLog: KeyLog;
   readonly now: () => number;
+  /** Token bucket for costly requests (bundle and key-log fetches) per session. */
+  readonly costlyRequests: { readonly rate: number; readonly burst: number };
   /** The bound session of `user@domain/deviceId`, if online. */
   online(device: string): RoutablePeer | undefined;
   /** Bound sessions of every device of `user@domain`. */

@@ -16,6 +16,7 @@ import { type OriginCheck, WebSocketTransportServer } from '../transport/ws-serv
 import { KeyLog } from '../trust/keylog/log.js';
 import type { RoutablePeer, SessionHost } from './host.js';
 import { SILENT_LOG, type ServiceLog } from './logging.js';
+import { PROTOCOL_LIMITS } from './protocol.js';
 import { DeviceSession } from './session.js';
 import type { DeviceRepository, NewDevice, ServiceStore } from './store/types.js';
 
@@ -39,6 +40,11 @@ export interface ImppServerOptions {
    */
   readonly log?: ServiceLog;
   readonly now?: () => number;
+  /**
+   * Token bucket for costly requests per session (bundle and key-log fetches); default
+   * PROTOCOL_LIMITS.costlyRequestRate / costlyRequestBurst.
+   */
+  readonly costlyRequests?: { readonly rate: number; readonly burst: number };
 }
 
 /** Where a listener listens; binds 127.0.0.1 unless told otherwise. */
@@ -93,6 +99,7 @@ export class ImppServer implements SessionHost {
   readonly logKey: SigningKeyPair;
   readonly keyLog: KeyLog;
   readonly now: () => number;
+  readonly costlyRequests: { readonly rate: number; readonly burst: number };
   readonly #options: ImppServerOptions;
   readonly #log: ServiceLog;
   readonly #transport: TlsTransportServer;
@@ -119,6 +126,10 @@ export class ImppServer implements SessionHost {
     this.domainKey = options.domainKey;
     this.logKey = options.logKey ?? options.domainKey;
     this.now = options.now ?? Date.now;
+    this.costlyRequests = options.costlyRequests ?? {
+      rate: PROTOCOL_LIMITS.costlyRequestRate,
+      burst: PROTOCOL_LIMITS.costlyRequestBurst,
+    };
     this.keyLog = new KeyLog({ domain: options.domain, storage: options.store.keyLog });
     this.#transport = new TlsTransportServer(this.#transportOptions());
     this.#watch(this.#transport);

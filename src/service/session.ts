@@ -65,10 +65,7 @@ export class DeviceSession implements RoutablePeer {
   #flushAgain = false;
   #lastSeq = 0;
   readonly #channel: ChannelInfo;
-  readonly #costly = new TokenBucket(
-    PROTOCOL_LIMITS.costlyRequestRate,
-    PROTOCOL_LIMITS.costlyRequestBurst,
-  );
+  readonly #costly: TokenBucket;
 
   constructor(
     private readonly server: SessionHost,
@@ -82,6 +79,7 @@ export class DeviceSession implements RoutablePeer {
         ? {}
         : { remoteAddress: connection.remoteAddress }),
     };
+    this.#costly = new TokenBucket(server.costlyRequests.rate, server.costlyRequests.burst);
   }
 
   /** `user@domain/deviceId` once bound. */

@@ -48,6 +48,8 @@ export interface Env {
 export interface EnvOptions {
   /** Store quotas (defaults otherwise), e.g. small ones for the quota tests. */
   readonly quotas?: Partial<StoreQuotas>;
+  /** The per-session costly-request bucket (small ones make rate-limit tests timing-proof). */
+  readonly costlyRequests?: { readonly rate: number; readonly burst: number };
 }
 
 /** Starts a server with accounts alice, bob, carol and dave. */
@@ -84,6 +86,7 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
     store,
     authenticator,
     domainKey: generateSigningKeyPair(),
+    ...(options.costlyRequests === undefined ? {} : { costlyRequests: options.costlyRequests }),
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const clients: ImppClient[] = [];

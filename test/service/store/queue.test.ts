@@ -278,12 +278,15 @@ describe('message queue', () => {
             continue;
           }
           const used = [...m.values()].reduce((a, b) => a + b, 0);
+          // The model counts the envelope's real length: the requested payload size plus a CBOR
+          // header whose own length depends on it.
+          const bytes = sealedMessage(device, ids[o.i]!, o.size);
           const result = await store.queue
             .enqueue({
               id: ids[o.i]!,
               recipientDevice: device,
               kind: 'message',
-              bytes: sealedMessage(device, ids[o.i]!, o.size),
+              bytes,
               receivedAt: 1,
             })
             .then(
@@ -292,11 +295,11 @@ describe('message queue', () => {
             );
           const expected = m.has(o.i)
             ? 'duplicate'
-            : m.size + 1 > 8 || used + o.size > 4000
+            : m.size + 1 > 8 || used + bytes.length > 4000
               ? 'quota'
               : 'stored';
           expect(result).toBe(expected);
-          if (expected === 'stored') m.set(o.i, o.size);
+          if (expected === 'stored') m.set(o.i, bytes.length);
         }
         for (const [k, device] of devices.entries()) {
           const pending = await store.queue.pending(device);
