@@ -13,5 +13,9 @@ prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
 nodedir=""
 [ -f "$prefix/include/node/node_api.h" ] && nodedir="--nodedir=$prefix"
 cd "$here"
+# Up to date already: nothing to do (npm test calls this on every run).
+if [ -f build/Release/impp_gss_cb.node ] && [ build/Release/impp_gss_cb.node -nt gss_cb.cc ] && [ build/Release/impp_gss_cb.node -nt binding.gyp ]; then
+  exit 0
+fi
 # shellcheck disable=SC2086
 node "$gyp" rebuild $nodedir
