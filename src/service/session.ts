@@ -43,6 +43,11 @@ type Phase = 'auth' | 'bind' | 'ready' | 'closed';
 const MAX_ADDRESS = 512;
 
 /** Requests that cost the server (or another user's prekey stock) more than a lookup. */
+/** Requests answered out of turn so their durable commits can share a transaction. */
+const PIPELINED_REQUESTS: ReadonlySet<number> = new Set([ClientFrame.SEND, ClientFrame.ACK]);
+/** Most pipelined requests in flight per session. */
+const PIPELINE_DEPTH = 32;
+
 const COSTLY_REQUESTS: ReadonlySet<number> = new Set([
   ClientFrame.GET_BUNDLES,
   ClientFrame.GET_LOG,
@@ -66,6 +71,8 @@ export class DeviceSession implements RoutablePeer {
   #lastSeq = 0;
   readonly #channel: ChannelInfo;
   readonly #costly: TokenBucket;
+  /** Pipelined SEND/ACK requests not answered yet. */
+  readonly #inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly server: SessionHost,
@@ -108,9 +115,15 @@ export class DeviceSession implements RoutablePeer {
   async #run(): Promise<void> {
     try {
       for await (const frame of this.connection.frames()) {
+        if (this.#phase === 'ready' && PIPELINED_REQUESTS.has(frame.type)) {
+          await this.#pipeline(frame);
+          continue;
+        }
+        await this.#drain();
         await this.#handle(frame);
         if (this.#phase === 'closed') break;
       }
+      await this.#drain();
     } catch (e) {
       this.connection.close(
         isImppError(e) ? e : new ImppError('ERR_PROTOCOL', 'internal error in this session'),
@@ -119,6 +132,33 @@ export class DeviceSession implements RoutablePeer {
       this.#phase = 'closed';
       if (this.#auth !== undefined && this.#result === undefined) void this.#auth.abort();
     }
+  }
+
+  /**
+   * SEND and ACK do not wait for the previous one's durable commit: the store's group commit
+   * then takes many of them in one transaction, instead of one per round trip. Order is kept
+   * because each request reaches the store synchronously, in frame order, before its first
+   * await. At most PIPELINE_DEPTH are in flight per session (back-pressure on the reader); any
+   * other request first waits for all of them, so it observes their effects.
+   */
+  async #pipeline(frame: Frame): Promise<void> {
+    if (this.#inFlight.size >= PIPELINE_DEPTH) await Promise.race(this.#inFlight);
+    const done: Promise<void> = this.#request(frame).then(
+      () => {
+        this.#inFlight.delete(done);
+      },
+      (e: unknown) => {
+        this.#inFlight.delete(done);
+        this.connection.close(
+          isImppError(e) ? e : new ImppError('ERR_PROTOCOL', 'internal error in this session'),
+        );
+      },
+    );
+    this.#inFlight.add(done);
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 
   async #handle(frame: Frame): Promise<void> {
