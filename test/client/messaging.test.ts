@@ -136,3 +136,23 @@ describe('storage', () => {
     }
   });
 });
+
+describe('pipelined sends', () => {
+  it('many sends in flight at once each arrive exactly once', async () => {
+    const dave = env.client('dave', 'phone');
+    const bob = env.client('bob', 'phone'); // bob's first device: on his signed list
+    await dave.connect();
+    await bob.connect();
+    const got = collect(bob);
+    const texts = Array.from({ length: 40 }, (_, i) => `pipelined ${String(i).padStart(2, '0')}`);
+    // Not awaited one by one: the SENDs overlap on the connection and share commits.
+    await Promise.all(texts.map((t) => dave.sendMessage('bob@example.org', t)));
+    for (let i = 0; i < 250 && got.length < texts.length; i++) await quiet(20);
+    await quiet(100);
+    const received = got.filter((m) => m.from === 'dave@example.org').map((m) => m.text);
+    expect(received.length).toBe(texts.length);
+    expect(new Set(received).size).toBe(texts.length);
+    expect([...received].sort()).toEqual(texts);
+    expect((await env.store.queue.usage('bob@example.org/phone')).count).toBe(0);
+  });
+});
