@@ -15,10 +15,20 @@
  * variable, so a configuration file can be reviewed, logged and committed.
  */
 import { z } from 'zod';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { fromBase64Url, isAllZero, toBase64Url } from '../crypto/bytes.js';
-import { ImppError, isImppError } from '../errors.js';
 import { normalizeDomain } from './address.js';
+import {
+  configError,
+  configErrorMap,
+  domainNameSchema,
+  expecting,
+  filePathSchema,
+  parseConfigYaml,
+  problemsOf,
+} from './config-support.js';
+
+/** How errors name this configuration. */
+const WHAT = 'domain trust configuration';
 
 /** The closed set of SASL mechanism names a domain may accept (RFC 4422 names). */
 export const AUTH_MECHANISMS = [
@@ -61,35 +71,6 @@ export const MAX_SCRAM_ITERATIONS = 10_000_000;
 /** Longest inline PEM bundle accepted (1 MiB). */
 export const MAX_INLINE_PEM_LENGTH = 1 << 20;
 
-/**
- * A schema-level error message that still says "is required" for a missing field (a schema's own
- * `error` takes precedence over the per-parse error map).
- */
-function expecting(message: string): (issue: { input?: unknown }) => string {
-  return (issue) => (issue.input === undefined ? 'is required' : message);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Field schemas
-// ---------------------------------------------------------------------------------------------
-
-/** A domain name, normalized to canonical A-label form by the address module. */
-const domainName = z.string().transform((value, ctx) => {
-  try {
-    return normalizeDomain(value);
-  } catch (e) {
-    if (!isImppError(e, 'ERR_ADDRESS_INVALID')) throw e;
-    ctx.issues.push({ code: 'custom', input: value, message: e.message });
-    return z.NEVER;
-  }
-});
-
-const filePath = z
-  .string()
-  .min(1, { error: 'must be a non-empty file path' })
-  .max(4096, { error: 'is longer than 4096 characters' })
-  .refine((p) => !p.includes('\0'), { error: 'must not contain a NUL character' });
-
 const providerId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, {
   error: 'must be 1..32 characters of a-z 0-9 -, starting with a letter or digit',
 });
@@ -125,7 +106,7 @@ const pemBundle = z
 
 /** Trust anchors: a PEM bundle file, or the PEM inline. Exactly one of the two. */
 const trustAnchors = z
-  .strictObject({ path: filePath.optional(), pem: pemBundle.optional() })
+  .strictObject({ path: filePathSchema.optional(), pem: pemBundle.optional() })
   .superRefine((v, ctx) => {
     if ((v.path === undefined) === (v.pem === undefined)) {
       ctx.addIssue({
@@ -138,7 +119,7 @@ const trustAnchors = z
 /** A secret is a reference to where it lives, never the secret itself. */
 const secretRef = z
   .strictObject({
-    file: filePath.optional(),
+    file: filePathSchema.optional(),
     env: z
       .string()
       .regex(/^[A-Z_][A-Z0-9_]{0,127}$/, {
@@ -183,7 +164,7 @@ const localProvider = z.strictObject({
   type: z.literal('local'),
   id: providerId,
   /** SQLite file with SCRAM verifiers; the server's main database when absent. */
-  store: filePath.optional(),
+  store: filePathSchema.optional(),
 });
 
 /**
@@ -270,7 +251,7 @@ const ldapProvider = z
 const kerberosProvider = z.strictObject({
   type: z.literal('kerberos'),
   id: providerId,
-  keytab: filePath,
+  keytab: filePathSchema,
   servicePrincipal: z.string().regex(/^[^\s@/]+\/[^\s@/]+(@[^\s@/]+)?$/, {
     error: 'must be a service principal like impp/host.example.com@EXAMPLE.COM',
   }),
@@ -285,7 +266,7 @@ const pkiProvider = z.strictObject({
   id: providerId,
   trustAnchors,
   revocation: z.enum(['crl', 'ocsp', 'none']).default('crl'),
-  crlPaths: z.array(filePath).optional(),
+  crlPaths: z.array(filePathSchema).optional(),
   /** Where in the client certificate the user's address is read. */
   addressFrom: z.enum(['san-email', 'san-uri']).default('san-email'),
 });
@@ -368,8 +349,8 @@ const peerProof = z.discriminatedUnion('type', [
 ]);
 
 const peer = z.discriminatedUnion('mode', [
-  z.strictObject({ domain: domainName, mode: z.literal('allow'), proof: peerProof }),
-  z.strictObject({ domain: domainName, mode: z.literal('deny') }),
+  z.strictObject({ domain: domainNameSchema, mode: z.literal('allow'), proof: peerProof }),
+  z.strictObject({ domain: domainNameSchema, mode: z.literal('deny') }),
 ]);
 
 const federation = z.strictObject({
@@ -416,7 +397,7 @@ export const domainTrustConfigSchema = z
     version: z.literal(1, {
       error: expecting('must be 1 (the only configuration format version)'),
     }),
-    domain: domainName,
+    domain: domainNameSchema,
     authentication: z.strictObject({
       /** Accepted mechanisms, most preferred first. */
       mechanisms: z.array(mechanism).min(1, { error: 'must list at least one mechanism' }),
@@ -510,59 +491,6 @@ export type TrustAnchorsConfig = z.output<typeof trustAnchors>;
 // Parsing and error reporting
 // ---------------------------------------------------------------------------------------------
 
-/** Most issues listed in one error message; the rest are counted. */
-const MAX_LISTED_ISSUES = 25;
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(top level)' : out;
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys
-      .map((key) => {
-        const secretHint = /pass|secret|token|key$/i.test(key)
-          ? ' (secrets are never written inline: use { file } or { env } references)'
-          : '';
-        return `${formatPath([...issue.path, key])}: unknown field; check the spelling${secretHint}`;
-      })
-      .join('\n');
-  }
-  return `${formatPath(issue.path)}: ${issue.message}`;
-}
-
-/** Zod's per-parse error map: clearer wording for missing fields, nothing of the input echoed. */
-function errorMap(issue: z.core.$ZodRawIssue): string | undefined {
-  if (
-    (issue.code === 'invalid_type' || issue.code === 'invalid_value') &&
-    issue.input === undefined
-  ) {
-    return 'is required';
-  }
-  return undefined;
-}
-
-/**
- * Converts a list of zod issues into one `ERR_CONFIG_INVALID` whose message lists each issue as
- * `path: what is expected`.
- */
-function configError(issues: readonly z.core.$ZodIssue[]): ImppError {
-  const lines = issues.slice(0, MAX_LISTED_ISSUES).map(describeIssue);
-  if (issues.length > MAX_LISTED_ISSUES) {
-    lines.push(`... and ${issues.length - MAX_LISTED_ISSUES} more`);
-  }
-  const noun = issues.length === 1 ? 'problem' : 'problems';
-  return new ImppError(
-    'ERR_CONFIG_INVALID',
-    `domain trust configuration is invalid (${issues.length} ${noun}):\n- ${lines.join('\n- ')}`,
-  );
-}
-
 /**
  * Validates a domain trust configuration (e.g. the result of parsing YAML or JSON) and returns it
  * with defaults filled in and domain names in canonical form.
@@ -582,8 +510,8 @@ function configError(issues: readonly z.core.$ZodIssue[]): ImppError {
  * ```
  */
 export function parseDomainTrustConfig(input: unknown): DomainTrustConfig {
-  const result = domainTrustConfigSchema.safeParse(input, { error: errorMap });
-  if (!result.success) throw configError(result.error.issues);
+  const result = domainTrustConfigSchema.safeParse(input, { error: configErrorMap });
+  if (!result.success) throw configError(WHAT, problemsOf(result.error.issues));
   return result.data;
 }
 
@@ -598,28 +526,7 @@ export function parseDomainTrustConfig(input: unknown): DomainTrustConfig {
  * ```
  */
 export function parseDomainTrustConfigYaml(text: string): DomainTrustConfig {
-  let data: unknown;
-  try {
-    data = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100, prettyErrors: false });
-  } catch (e) {
-    if (e instanceof YAMLParseError) {
-      // Line and column from the offset (prettyErrors is off: it would quote the source line).
-      const offset = e.pos[0];
-      const before = text.slice(0, offset);
-      const line = before.split('\n').length;
-      const col = offset - before.lastIndexOf('\n');
-      const where = ` at line ${line}, column ${col}`;
-      throw new ImppError(
-        'ERR_CONFIG_INVALID',
-        `domain trust configuration is not valid YAML${where} (${e.code})`,
-        { cause: e },
-      );
-    }
-    throw new ImppError('ERR_CONFIG_INVALID', 'domain trust configuration is not valid YAML', {
-      cause: e,
-    });
-  }
-  return parseDomainTrustConfig(data);
+  return parseDomainTrustConfig(parseConfigYaml(text, WHAT));
 }
 
 // ---------------------------------------------------------------------------------------------

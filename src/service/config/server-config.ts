@@ -15,11 +15,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ImppError, isImppError } from '../../errors.js';
-import { normalizeDomain } from '../../trust/address.js';
 import { domainTrustConfigSchema, type DomainTrustConfig } from '../../trust/config.js';
+import {
+  type ConfigProblem,
+  configError,
+  configErrorMap,
+  domainNameSchema,
+  expecting,
+  filePathSchema,
+  parseConfigYaml,
+  problemsOf,
+} from '../../trust/config-support.js';
 import {
   DEFAULT_CLIENT_PORT,
   DEFAULT_LIMITS,
@@ -85,26 +93,6 @@ export interface ServerConfig {
   readonly source: string | undefined;
 }
 
-function expecting(message: string): (issue: { input?: unknown }) => string {
-  return (issue) => (issue.input === undefined ? 'is required' : message);
-}
-
-const domainName = z.string().transform((value, ctx) => {
-  try {
-    return normalizeDomain(value);
-  } catch (e) {
-    if (!isImppError(e, 'ERR_ADDRESS_INVALID')) throw e;
-    ctx.issues.push({ code: 'custom', input: value, message: e.message });
-    return z.NEVER;
-  }
-});
-
-const filePath = z
-  .string()
-  .min(1, { error: 'must be a non-empty file path' })
-  .max(4096, { error: 'is longer than 4096 characters' })
-  .refine((p) => !p.includes('\0'), { error: 'must not contain a NUL character' });
-
 const host = z
   .string()
   .min(1, { error: 'must be a host name or IP address' })
@@ -143,8 +131,8 @@ const quotasShape = z.strictObject(
 
 const tlsShape = z
   .strictObject({
-    cert: filePath.optional(),
-    key: filePath.optional(),
+    cert: filePathSchema.optional(),
+    key: filePathSchema.optional(),
     extraNames: z.array(host).max(32, { error: 'must list at most 32 names' }).default([]),
   })
   .superRefine((v, ctx) => {
@@ -168,8 +156,8 @@ const tlsShape = z
 const fileSchema = z.strictObject({
   /** Format version; only 1 exists. Unknown versions are refused, never guessed at. */
   version: z.literal(1, { error: expecting('must be 1 (the only configuration format version)') }),
-  domain: domainName,
-  dataDir: filePath.optional(),
+  domain: domainNameSchema,
+  dataDir: filePathSchema.optional(),
   listen: z
     .strictObject({
       tls: listener(DEFAULT_CLIENT_PORT).prefault({}),
@@ -194,64 +182,13 @@ const fileSchema = z.strictObject({
 // Error reporting (the same shape as src/trust/config.ts: one line per problem, path first)
 // ---------------------------------------------------------------------------------------------
 
-const MAX_LISTED_ISSUES = 25;
-
-interface Problem {
-  readonly path: readonly PropertyKey[];
-  readonly message: string;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out === '' ? String(part) : `.${String(part)}`;
-  }
-  return out === '' ? '(top level)' : out;
-}
-
-function problemsOf(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[] = []): Problem[] {
-  return issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({
-          path: [...prefix, ...issue.path, key],
-          message:
-            'unknown field; check the spelling' +
-            (/pass|secret|token|key$/i.test(key)
-              ? ' (secrets are never written inline: use { file } or { env } references)'
-              : ''),
-        }))
-      : [{ path: [...prefix, ...issue.path], message: issue.message }],
-  );
-}
-
-function errorMap(issue: z.core.$ZodRawIssue): string | undefined {
-  if (
-    (issue.code === 'invalid_type' || issue.code === 'invalid_value') &&
-    issue.input === undefined
-  ) {
-    return 'is required';
-  }
-  return undefined;
-}
-
-function configError(where: string, problems: readonly Problem[]): ImppError {
-  const lines = problems
-    .slice(0, MAX_LISTED_ISSUES)
-    .map((p) => `${formatPath(p.path)}: ${p.message}`);
-  if (problems.length > MAX_LISTED_ISSUES) {
-    lines.push(`... and ${problems.length - MAX_LISTED_ISSUES} more`);
-  }
-  const noun = problems.length === 1 ? 'problem' : 'problems';
-  return new ImppError(
-    'ERR_CONFIG_INVALID',
-    `${where} is invalid (${problems.length} ${noun}):\n- ${lines.join('\n- ')}`,
-  );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parsing
 // ---------------------------------------------------------------------------------------------
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 /** Options of {@link parseServerConfig}. */
 export interface ParseServerConfigOptions {
@@ -280,8 +217,8 @@ export function parseServerConfig(
   const where =
     options.source === undefined ? 'server configuration' : `configuration file ${options.source}`;
   const base = options.baseDir ?? process.cwd();
-  const parsed = fileSchema.safeParse(input, { error: errorMap });
-  const problems: Problem[] = parsed.success ? [] : problemsOf(parsed.error.issues);
+  const parsed = fileSchema.safeParse(input, { error: configErrorMap });
+  const problems: ConfigProblem[] = parsed.success ? [] : problemsOf(parsed.error.issues);
 
   // The trust section is checked even when the rest has problems, so that all are reported.
   const rawTrust: unknown =
@@ -298,7 +235,7 @@ export function parseServerConfig(
   const trust = domainTrustConfigSchema.safeParse(
     // An invalid top-level domain is reported once, at the top level.
     { ...trustInput, version: 1, domain: parsed.success ? parsed.data.domain : DEFAULT_DOMAIN },
-    { error: errorMap },
+    { error: configErrorMap },
   );
   if (!trust.success) problems.push(...problemsOf(trust.error.issues, ['trust']));
   if (!parsed.success) throw configError(where, problems);
@@ -357,37 +294,6 @@ export function parseServerConfig(
   };
 }
 
-/** Alias expansions allowed in a configuration file (bounds "billion laughs" documents). */
-const MAX_YAML_ALIASES = 100;
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function yamlError(text: string, e: unknown, where: string): ImppError {
-  if (e instanceof YAMLParseError) {
-    // Line and column from the offset; prettyErrors is off because it would quote the source.
-    const offset = e.pos[0];
-    const before = text.slice(0, offset);
-    const line = before.split('\n').length;
-    const col = offset - before.lastIndexOf('\n');
-    return new ImppError(
-      'ERR_CONFIG_INVALID',
-      `${where} is not valid YAML at line ${line}, column ${col} (${e.code})`,
-      { cause: e },
-    );
-  }
-  if (e instanceof Error && /alias/i.test(e.message)) {
-    // The yaml library's guard against "billion laughs" expansion.
-    return new ImppError(
-      'ERR_CONFIG_INVALID',
-      `${where} expands YAML aliases too often (at most ${MAX_YAML_ALIASES})`,
-      { cause: e },
-    );
-  }
-  return new ImppError('ERR_CONFIG_INVALID', `${where} is not valid YAML`, { cause: e });
-}
-
 /**
  * Parses YAML text (duplicate keys refused, aliases bounded) and validates it with
  * {@link parseServerConfig}.
@@ -404,16 +310,7 @@ export function parseServerConfigYaml(
 ): ServerConfig {
   const where =
     options.source === undefined ? 'server configuration' : `configuration file ${options.source}`;
-  let data: unknown;
-  try {
-    data = parseYaml(text, {
-      uniqueKeys: true,
-      maxAliasCount: MAX_YAML_ALIASES,
-      prettyErrors: false,
-    });
-  } catch (e) {
-    throw yamlError(text, e, where);
-  }
+  const data = parseConfigYaml(text, where);
   return parseServerConfig(data, options);
 }
 
