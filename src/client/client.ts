@@ -46,6 +46,7 @@ import {
 import { KeyLogVerifier } from '../trust/keylog/verifier.js';
 import { sameKey } from '../trust/identity.js';
 import { formatSafetyNumber, safetyNumber } from '../trust/safety-number.js';
+import { WEAKEN_CLIENT, type ClientDefences } from './defences.js';
 import { Frames, bindingInput } from './protocol.js';
 import {
   type ClientStateStore,
@@ -86,6 +87,8 @@ export interface ImppClientOptions {
    * Default: off. (Not yet: the statement's inclusion in the key log, which needs its index.)
    */
   readonly contactEnrolment?: boolean | ((statement: EnrolmentStatement) => boolean);
+  /** Test-only (src/client/defences.ts): defences to switch off. Unreachable from the CLI. */
+  readonly [WEAKEN_CLIENT]?: Partial<ClientDefences>;
 }
 
 /** A received message. */

@@ -5,6 +5,7 @@
 import type { Authenticator } from '../auth/server.js';
 import type { SigningKeyPair } from '../crypto/index.js';
 import type { KeyLog } from '../trust/keylog/log.js';
+import type { ServerDefences } from './defences.js';
 import type { ServiceStore } from './store/types.js';
 
 /** A bound device session as the router sees it. */
@@ -31,6 +32,8 @@ export interface SessionHost {
   readonly now: () => number;
   /** Token bucket for costly requests (bundle and key-log fetches) per session. */
   readonly costlyRequests: { readonly rate: number; readonly burst: number };
+  /** The defences in force (all on, except in the threat suite's own tests). */
+  readonly defences: ServerDefences;
   /** The bound session of `user@domain/deviceId`, if online. */
   online(device: string): RoutablePeer | undefined;
   /** Bound sessions of every device of `user@domain`. */

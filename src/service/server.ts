@@ -14,6 +14,7 @@ import type { Connection, ConnectionCloseInfo } from '../transport/connection.js
 import type { ConnectionAttemptInfo } from '../transport/server-core.js';
 import { type OriginCheck, WebSocketTransportServer } from '../transport/ws-server.js';
 import { KeyLog } from '../trust/keylog/log.js';
+import { WEAKEN_SERVER, serverDefences, type ServerDefences } from './defences.js';
 import type { RoutablePeer, SessionHost } from './host.js';
 import { SILENT_LOG, type ServiceLog } from './logging.js';
 import { PROTOCOL_LIMITS } from './protocol.js';
@@ -45,6 +46,8 @@ export interface ImppServerOptions {
    * PROTOCOL_LIMITS.costlyRequestRate / costlyRequestBurst.
    */
   readonly costlyRequests?: { readonly rate: number; readonly burst: number };
+  /** Test-only (src/service/defences.ts): defences to switch off. Unreachable from the CLI. */
+  readonly [WEAKEN_SERVER]?: Partial<ServerDefences>;
 }
 
 /** Where a listener listens; binds 127.0.0.1 unless told otherwise. */
@@ -100,6 +103,7 @@ export class ImppServer implements SessionHost {
   readonly keyLog: KeyLog;
   readonly now: () => number;
   readonly costlyRequests: { readonly rate: number; readonly burst: number };
+  readonly defences: ServerDefences;
   readonly #options: ImppServerOptions;
   readonly #log: ServiceLog;
   readonly #transport: TlsTransportServer;
@@ -130,6 +134,7 @@ export class ImppServer implements SessionHost {
       rate: PROTOCOL_LIMITS.costlyRequestRate,
       burst: PROTOCOL_LIMITS.costlyRequestBurst,
     };
+    this.defences = serverDefences(options[WEAKEN_SERVER]);
     this.keyLog = new KeyLog({ domain: options.domain, storage: options.store.keyLog });
     this.#transport = new TlsTransportServer(this.#transportOptions());
     this.#watch(this.#transport);

@@ -1,0 +1,26 @@
+/**
+ * Server defences that the threat suite's own tests switch off, one at a time, to show that the
+ * suite reports VULNERABLE for exactly that threat (issue 6: "a threat suite that cannot fail
+ * proves nothing").
+ *
+ * Only tests can reach this: the option is keyed by {@link WEAKEN_SERVER}, which neither
+ * src/service/index.ts nor package.json `exports` publishes, and the CLI never imports this file
+ * (test/architecture.test.ts). Every defence is on unless a test says otherwise.
+ */
+
+/** One flag per defence; `true` (the default) means the defence is on. */
+export interface ServerDefences {
+  /** Placeholder so the type is never empty; helpers add one flag per switchable defence. */
+  readonly _version: true;
+}
+
+/** Every defence on. */
+export const ALL_SERVER_DEFENCES: ServerDefences = Object.freeze({ _version: true });
+
+/** The option key under which a test passes `Partial<ServerDefences>` to ImppServer. */
+export const WEAKEN_SERVER: unique symbol = Symbol('impp.test-only.weaken-server-defences');
+
+/** The defences in force, given what a test asked to switch off. */
+export function serverDefences(weakened: Partial<ServerDefences> | undefined): ServerDefences {
+  return weakened === undefined ? ALL_SERVER_DEFENCES : { ...ALL_SERVER_DEFENCES, ...weakened };
+}
