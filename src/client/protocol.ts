@@ -1,9 +1,8 @@
 /**
- * The client's copy of the client protocol's numbers (docs/protocol.md, "Client protocol"). The
- * client may not import src/service (architecture rule), so the table lives here too; a test
- * checks that both copies agree.
+ * The client protocol's numbers as the SDK names them; the one table lives in
+ * src/protocol/frames.ts, shared with the service.
  */
-import { signingInput } from '../trust/canonical.js';
+import { DEVICE_BINDING_LABEL, bindingTranscript } from '../protocol/frames.js';
 
 /**
  * Application frame types (docs/protocol.md, "Client protocol" §2).
@@ -13,38 +12,10 @@ import { signingInput } from '../trust/canonical.js';
  * conn.send(Frames.SEND, { id: 7, object: sealed.bytes });
  * ```
  */
-export const Frames = {
-  AUTH_OFFER: 16,
-  AUTH_START: 17,
-  AUTH_RESPONSE: 18,
-  AUTH_CHALLENGE: 19,
-  AUTH_SUCCESS: 20,
-  AUTH_FAILURE: 21,
-  BIND: 22,
-  BOUND: 23,
-  REGISTER: 32,
-  PUT_DEVICE_LIST: 33,
-  GET_DEVICES: 34,
-  GET_BUNDLES: 35,
-  ADD_PREKEYS: 36,
-  SEND: 37,
-  ACK: 38,
-  SUBSCRIBE: 39,
-  UNSUBSCRIBE: 40,
-  DECIDE: 41,
-  LIST_WATCHERS: 42,
-  PUBLISH: 43,
-  FETCH: 44,
-  GET_LOG: 45,
-  RESULT: 48,
-  ERROR: 49,
-  DELIVER: 64,
-  PRESENCE: 65,
-  SUBSCRIPTION: 66,
-} as const;
+export { ClientFrame as Frames } from '../protocol/frames.js';
 
 /** Label of the device-binding signature. */
-export const BINDING_LABEL = 'impp/v1/device-binding';
+export const BINDING_LABEL = DEVICE_BINDING_LABEL;
 
 /**
  * What a device signs to bind itself to an authenticated connection: canonical CBOR of
@@ -62,5 +33,5 @@ export function bindingInput(
   deviceId: string,
   identityKey: Uint8Array,
 ): Uint8Array {
-  return signingInput(BINDING_LABEL, [exporter, nonce, address, deviceId, identityKey]);
+  return bindingTranscript({ exporter, nonce, address, deviceId, identityKey });
 }

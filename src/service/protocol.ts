@@ -1,62 +1,11 @@
 /**
  * The client protocol's frame types, limits and body readers (docs/protocol.md, "Client
- * protocol"). The client SDK keeps its own copy of these numbers (src/client/protocol.ts may not
- * import the service); a test checks that the two tables agree.
+ * protocol"). The frame numbers live in src/protocol/frames.ts, shared with the client SDK.
  */
 import { ImppError, type ImppErrorCode } from '../errors.js';
 import type { CborValue } from '../transport/cbor-strict.js';
 
-/**
- * Application frame types (≥ 16). Requests carry a client-chosen `id`; answers echo it.
- *
- * @example
- * ```ts
- * conn.send(ClientFrame.RESULT, { id, duplicate: false });
- * ```
- */
-export const ClientFrame = {
-  /** s→c, unsolicited, first application frame: `{ mechanisms: text[] }`. */
-  AUTH_OFFER: 16,
-  /** c→s `{ mechanism: text, initial: bytes | null }`. */
-  AUTH_START: 17,
-  /** c→s `{ data: bytes }`. */
-  AUTH_RESPONSE: 18,
-  /** s→c `{ data: bytes }`. */
-  AUTH_CHALLENGE: 19,
-  /** s→c `{ additionalData: bytes | null, address: text, nonce: bytes(32) }`. */
-  AUTH_SUCCESS: 20,
-  /** s→c `{ failure: text }`, then CLOSE `ERR_AUTH_FAILED`. */
-  AUTH_FAILURE: 21,
-  /** c→s `{ deviceId: text, identityKey: bytes(32), signature: bytes(64) }`. */
-  BIND: 22,
-  /** s→c `{ address: text, deviceId: text, registered: bool }`. */
-  BOUND: 23,
-
-  /** c→s requests (each body has `id: uint`). */
-  REGISTER: 32,
-  PUT_DEVICE_LIST: 33,
-  GET_DEVICES: 34,
-  GET_BUNDLES: 35,
-  ADD_PREKEYS: 36,
-  SEND: 37,
-  ACK: 38,
-  SUBSCRIBE: 39,
-  UNSUBSCRIBE: 40,
-  DECIDE: 41,
-  LIST_WATCHERS: 42,
-  PUBLISH: 43,
-  FETCH: 44,
-  GET_LOG: 45,
-
-  /** s→c answers. */
-  RESULT: 48,
-  ERROR: 49,
-
-  /** s→c pushes. */
-  DELIVER: 64,
-  PRESENCE: 65,
-  SUBSCRIPTION: 66,
-} as const;
+export { ClientFrame } from '../protocol/frames.js';
 
 /**
  * Limits of the client protocol (besides the transport's).
@@ -91,8 +40,7 @@ export const PROTOCOL_LIMITS = {
   maxDevicesPerAccount: 64,
 } as const;
 
-/** Label of the device-binding signature (docs/protocol.md, "Device binding"). */
-export const DEVICE_BINDING_LABEL = 'impp/v1/device-binding';
+export { DEVICE_BINDING_LABEL } from '../protocol/frames.js';
 
 /** A request body after the shape check: a map with an `id`. */
 export type Body = { readonly [key: string]: CborValue };

@@ -2,6 +2,7 @@
  * The client protocol on the wire, adversarially: a hand-written client over real TLS sends what
  * the SDK never would.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Frames, bindingInput } from '../../src/client/protocol.js';
 import { generateSigningKeyPair, randomBytes, sign } from '../../src/crypto/index.js';
@@ -67,8 +68,16 @@ async function registered(user: string, deviceId: string) {
 }
 
 describe('frame table', () => {
-  it('the client and the service agree on every frame type number', () => {
-    expect(Frames).toEqual(ClientFrame);
+  it('docs/protocol.md lists exactly the frame types of the shared table, with their numbers', () => {
+    const doc = readFileSync(new URL('../../docs/protocol.md', import.meta.url), 'utf8');
+    const documented = new Map(
+      [...doc.matchAll(/^\| (\d+) \| ([A-Z_]+) \| [sc] → [sc] \|/gm)].map((m) => [
+        m[2],
+        Number(m[1]),
+      ]),
+    );
+    expect(Object.fromEntries(documented)).toEqual({ ...ClientFrame });
+    expect(Frames).toBe(ClientFrame);
     expect(new Set(Object.values(ClientFrame)).size).toBe(Object.keys(ClientFrame).length);
     for (const t of Object.values(ClientFrame)) expect(t).toBeGreaterThanOrEqual(16);
   });
