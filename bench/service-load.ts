@@ -48,6 +48,8 @@ export type LoadCommand =
       rate?: number;
       seconds: number;
       offline: boolean;
+      /** Return every latency sample, so that a parent can merge several generators. */
+      samples?: boolean;
     }
   | { cmd: 'presence'; publisher: DevKey; watchers: DevKey[]; objects: string[] }
   | {
@@ -76,6 +78,10 @@ export type LoadReply =
       errors: number;
       /** Time after the run until every SEND was answered (backlog left in the server). */
       drainSeconds: number;
+      /** CPU this generator used during the run (user + system), seconds. */
+      cpuSeconds: number;
+      /** Latency samples in ms, when asked for. */
+      samples?: number[];
     }
   | { ok: 'presence'; runs: { lastMs: number; resultMs: number; delivered: number; got: number }[] }
   | { ok: 'wire'; report: Record<string, number | string> }
@@ -83,7 +89,14 @@ export type LoadReply =
 
 type Body = { readonly [key: string]: CborValue };
 
-const identity = generateSigningKeyPair();
+/**
+ * Every generator process signs bindings with the same device identity key (the parent registers
+ * devices with it), derived from the seed the parent passes; a lone generator may make its own.
+ */
+const seedHex = process.env.IMPP_BENCH_SEED;
+const identity = generateSigningKeyPair(
+  seedHex === undefined ? undefined : Uint8Array.from(Buffer.from(seedHex, 'hex')),
+);
 const factoriesByUser = new Map<string, readonly ClientMechanismFactory[]>();
 
 /** One bound device over one connection. */
@@ -368,6 +381,7 @@ async function messages(c: Extract<LoadCommand, { cmd: 'messages' }>): Promise<L
     }
   }
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   let pacer: NodeJS.Timeout | undefined;
   if (c.window !== undefined) {
     for (let w = 0; w < c.window; w++) for (let i = 0; i < senders.length; i++) send(i);
@@ -382,6 +396,7 @@ async function messages(c: Extract<LoadCommand, { cmd: 'messages' }>): Promise<L
   }
   await new Promise((r) => setTimeout(r, c.seconds * 1000));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const done = completed;
   const sentCount = sent;
   if (pacer !== undefined) clearInterval(pacer);
@@ -408,6 +423,8 @@ async function messages(c: Extract<LoadCommand, { cmd: 'messages' }>): Promise<L
     max: lat.length > 0 ? (lat[lat.length - 1] as number) : -1,
     errors,
     drainSeconds,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    ...(c.samples === true ? { samples: Array.from(lat) } : {}),
   };
 }
 

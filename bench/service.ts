@@ -7,6 +7,13 @@
  *   node --expose-gc --import tsx bench/service.ts           # all phases
  *   node --expose-gc --import tsx bench/service.ts --quick   # shorter runs, 1,000 idle sessions
  *   node --expose-gc --import tsx bench/service.ts --normal  # SQLite synchronous=NORMAL
+ *   --generators=2 (load from two processes), --devices=100 (message phases), --heap=DIR
+ *
+ * tsx wraps every function in a `__name` helper that gives each closure its own property
+ * store (about 2.6 KB per idle session); `impp serve` runs tsc's output instead. For memory
+ * and CPU figures as deployed, compile first and run the JS:
+ *   npx tsc -p tsconfig.json --noEmit false --outDir /tmp/impp-build
+ *   node --expose-gc /tmp/impp-build/bench/service.js --quick
  *
  * Setup shortcuts (bench only): accounts are created with the local provider (PBKDF2 4096), and
  * devices are registered straight into the store with the load generator's identity key, so
@@ -21,6 +28,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
 import {
   AuthRegistry,
   Authenticator,
@@ -52,6 +60,20 @@ const phases = new Set(
   ).split(','),
 );
 const synchronous = process.argv.includes('--normal') ? 'normal' : 'full';
+/**
+ * `--generators=N`: load-generator processes for the 1:1 message phases (default 1). Each gets
+ * whole sender/recipient pairs (latency is measured where both ends are) and 1/N of the rate.
+ */
+const generators = Math.max(
+  1,
+  Number(process.argv.find((a) => a.startsWith('--generators='))?.slice(13) ?? 1),
+);
+/** `--heap=DIR`: heap snapshots before and after the idle sessions (what each one holds). */
+const heapDir = process.argv.find((a) => a.startsWith('--heap='))?.slice(7);
+/** `--devices=100,1000`: connected devices of the message phases (default both). */
+const deviceCounts = (process.argv.find((a) => a.startsWith('--devices='))?.slice(10) ?? '100,1000')
+  .split(',')
+  .map(Number);
 const gc = (globalThis as { gc?: () => void }).gc;
 const USERS = 1_001;
 const DEVICES_PER_USER = 10;
@@ -139,14 +161,32 @@ async function main(): Promise<void> {
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
 
-  const child = fork(fileURLToPath(new URL('./service-load.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx'],
-  });
-  const ask = async (command: LoadCommand): Promise<Exclude<LoadReply, { error: string }>> => {
-    child.send(command);
-    const [reply] = (await once(child, 'message')) as [LoadReply];
+  // All generators bind devices with one identity key, derived from this seed.
+  const seed = Buffer.from(randomBytes(32)).toString('hex');
+  // Compiled (tsc to JS, as `impp serve` runs from dist/) or through tsx: the generator alike.
+  const compiled = import.meta.url.endsWith('.js');
+  const children = Array.from({ length: generators }, () =>
+    fork(fileURLToPath(new URL(`./service-load.${compiled ? 'js' : 'ts'}`, import.meta.url)), [], {
+      execArgv: compiled ? [] : ['--import', 'tsx'],
+      env: { ...process.env, IMPP_BENCH_SEED: seed },
+    }),
+  );
+  const child = children[0] as (typeof children)[number];
+  const askOne = async (
+    to: (typeof children)[number],
+    command: LoadCommand,
+  ): Promise<Exclude<LoadReply, { error: string }>> => {
+    to.send(command);
+    const [reply] = (await once(to, 'message')) as [LoadReply];
     if ('error' in reply) throw new Error(`load generator: ${reply.error}`);
     return reply;
+  };
+  /** The first generator does everything but the 1:1 message phases. */
+  const ask = (command: LoadCommand): Promise<Exclude<LoadReply, { error: string }>> =>
+    askOne(child, command);
+  /** Disconnects every generator. */
+  const disconnectAll = async (): Promise<void> => {
+    await Promise.all(children.map((c) => askOne(c, { cmd: 'disconnect' })));
   };
 
   try {
@@ -262,31 +302,76 @@ async function main(): Promise<void> {
 
     // ── 2. Throughput and latency, 100 and 1,000 devices ──────────────────────────────────
     const seconds = quick ? 3 : 6;
-    for (const n of phases.has('messages') ? [100, 1_000] : []) {
+    for (const n of phases.has('messages') ? deviceCounts : []) {
       // n devices: u1..un, device d0, in pairs (2k+1 ↔ 2k+2) both ways.
       const devs: DevKey[] = Array.from({ length: n }, (_, i) => `${user(i + 1)}/d0`);
-      await ask({ cmd: 'disconnect' });
-      const connSec = await connect(devs);
+      await disconnectAll();
+      // Pair k (devices 2k and 2k+1) goes to generator k mod N.
+      const share = (g: number): DevKey[] =>
+        devs.filter((_, i) => Math.floor(i / 2) % generators === g);
+      const tc = performance.now();
+      await Promise.all(
+        children.map((c, g) =>
+          askOne(c, { cmd: 'connect', port, ca: ca.certPem, devices: share(g), concurrency: 32 }),
+        ),
+      );
+      const connSec = (performance.now() - tc) / 1000;
       console.log(
         `\n[${fmt(n)} devices] connected and bound in ${fmt(connSec, 1)} s; server sees ${fmt(server.onlineDevices)} online; load ${load()}`,
       );
-      const pairs: [DevKey, DevKey][] = [];
-      for (let i = 0; i + 1 < n; i += 2) {
-        pairs.push([devs[i] as DevKey, devs[i + 1] as DevKey]);
-        pairs.push([devs[i + 1] as DevKey, devs[i] as DevKey]);
-      }
+      const pairsOf = (g: number): [DevKey, DevKey][] => {
+        const mine = share(g);
+        const out: [DevKey, DevKey][] = [];
+        for (let i = 0; i + 1 < mine.length; i += 2) {
+          out.push([mine[i] as DevKey, mine[i + 1] as DevKey]);
+          out.push([mine[i + 1] as DevKey, mine[i] as DevKey]);
+        }
+        return out;
+      };
+      type Run = Extract<LoadReply, { ok: 'messages' }>;
+      /** Runs on every generator at once and merges: counts add up, latencies pooled. */
+      const run = async (
+        command: Omit<Extract<LoadCommand, { cmd: 'messages' }>, 'pairs' | 'samples'>,
+      ): Promise<Run> => {
+        const parts = (await Promise.all(
+          children.map((c, g) =>
+            askOne(c, {
+              ...command,
+              pairs: pairsOf(g),
+              samples: true,
+              ...(command.rate === undefined ? {} : { rate: command.rate / generators }),
+            }),
+          ),
+        )) as Run[];
+        const lat = Float64Array.from(parts.flatMap((p) => p.samples ?? [])).sort();
+        const pct = (p: number): number =>
+          lat.length === 0
+            ? -1
+            : (lat[Math.min(lat.length - 1, Math.floor((lat.length * p) / 100))] as number);
+        return {
+          ok: 'messages',
+          sent: parts.reduce((a, p) => a + p.sent, 0),
+          completed: parts.reduce((a, p) => a + p.completed, 0),
+          seconds: Math.max(...parts.map((p) => p.seconds)),
+          p50: pct(50),
+          p99: pct(99),
+          max: lat.length === 0 ? -1 : (lat[lat.length - 1] as number),
+          errors: parts.reduce((a, p) => a + p.errors, 0),
+          drainSeconds: Math.max(...parts.map((p) => p.drainSeconds)),
+          cpuSeconds: parts.reduce((a, p) => a + p.cpuSeconds, 0),
+        };
+      };
       const window = Math.max(2, Math.round(800 / n));
       const b0 = store.batchStats;
       const before = { batches: b0.batches, ops: b0.operations };
       const cpu0 = process.cpuUsage();
-      const t = (await ask({
+      const t = await run({
         cmd: 'messages',
-        pairs,
         ciphertextBytes: sizes.ciphertext,
         window,
         seconds,
         offline: false,
-      })) as Extract<LoadReply, { ok: 'messages' }>;
+      });
       const cpu = process.cpuUsage(cpu0);
       const cpuSec = (cpu.user + cpu.system) / 1e6;
       const b1 = store.batchStats;
@@ -294,7 +379,7 @@ async function main(): Promise<void> {
       const ops = b1.operations - before.ops;
       console.log(
         `  closed loop: sent ${fmt(t.sent)}, delivered ${fmt(t.completed)} in ${fmt(t.seconds, 1)} s, errors ${t.errors}; ` +
-          `backlog drained in ${fmt(t.drainSeconds, 1)} s; server CPU ${fmt((cpuSec / (t.seconds + t.drainSeconds + 0.5)) * 100)}% of a core; ${fmt(batches)} commits (${fmt(ops / Math.max(1, batches), 1)} ops each)`,
+          `backlog drained in ${fmt(t.drainSeconds, 1)} s; server CPU ${fmt((cpuSec / (t.seconds + t.drainSeconds + 0.5)) * 100)}% of a core, ${fmt((cpuSec * 1e6) / Math.max(1, t.completed))} µs per message; ${fmt(batches)} commits (${fmt(ops / Math.max(1, batches), 1)} ops each); ${generators} generator(s) used ${fmt((t.cpuSeconds / t.seconds) * 100)}% of a core`,
       );
       row(
         `sealed 1:1 msg/s, ${fmt(n)} devices, closed loop (window ${window}/sender)`,
@@ -302,18 +387,20 @@ async function main(): Promise<void> {
         'ejabberd 27–30k, Prosody 17–18k, bare TLS router 55–80k frames/s/core',
       );
       for (const rate of [10_000, 5_000, 2_000, 1_000]) {
-        const l = (await ask({
+        const lc0 = process.cpuUsage();
+        const l = await run({
           cmd: 'messages',
-          pairs,
           ciphertextBytes: sizes.ciphertext,
           rate,
           seconds: quick ? 3 : 5,
           offline: false,
-        })) as Extract<LoadReply, { ok: 'messages' }>;
+        });
+        const lc = process.cpuUsage(lc0);
+        const serverCpu = (lc.user + lc.system) / 1e6 / (l.seconds + l.drainSeconds + 0.5);
         const sustained = l.completed >= 0.97 * l.sent && l.drainSeconds < 1;
         console.log(
           `  fixed ${fmt(rate)}/s: sent ${fmt(l.sent)}, delivered ${fmt(l.completed)} (${fmt(l.completed / l.seconds)}/s) ` +
-            `p50 ${fmt(l.p50, 2)} ms, p99 ${fmt(l.p99, 2)} ms, max ${fmt(l.max, 1)} ms; backlog drained in ${fmt(l.drainSeconds, 1)} s; ${sustained ? 'sustained' : 'NOT sustained'}; load ${load()}`,
+            `p50 ${fmt(l.p50, 2)} ms, p99 ${fmt(l.p99, 2)} ms, max ${fmt(l.max, 1)} ms; backlog drained in ${fmt(l.drainSeconds, 1)} s; ${sustained ? 'sustained' : 'NOT sustained'}; server CPU ${fmt(serverCpu * 100)}%, generators ${fmt((l.cpuSeconds / l.seconds) * 100)}% of a core; load ${load()}`,
         );
         row(
           `fixed ${fmt(rate)} msg/s offered, ${fmt(n)} devices`,
@@ -327,7 +414,7 @@ async function main(): Promise<void> {
 
     // ── 3. Offline store with durable commits ───────────────────────────────────────────────
     if (phases.has('offline')) {
-      await ask({ cmd: 'disconnect' });
+      await disconnectAll();
       const senders: DevKey[] = Array.from({ length: 100 }, (_, i) => `${user(i + 1)}/d1`);
       await connect(senders);
       // Each sender to an offline device of another user (d2, never connected).
@@ -361,7 +448,7 @@ async function main(): Promise<void> {
 
     // ── 4. Presence fan-out to 1,000 approved watchers ──────────────────────────────────────
     if (phases.has('presence')) {
-      await ask({ cmd: 'disconnect' });
+      await disconnectAll();
       const presentity = `${user(0)}@${DOMAIN}`;
       const watchers: DevKey[] = Array.from({ length: 1_000 }, (_, i) => `${user(i + 1)}/d3`);
       const subs: Promise<unknown>[] = [];
@@ -423,11 +510,12 @@ async function main(): Promise<void> {
 
     // ── 5. Memory per idle authenticated session ──────────────────────────────────────────
     if (phases.has('idle')) {
-      await ask({ cmd: 'disconnect' });
+      await disconnectAll();
       await sleep(1_000);
       if (gc === undefined) console.log('(run with node --expose-gc for steadier memory figures)');
       collect();
       const base = process.memoryUsage();
+      if (heapDir !== undefined) writeHeapSnapshot(join(heapDir, 'idle-before.heapsnapshot'));
       console.log(`\n[idle sessions] load ${load()}`);
       let opened = 0;
       const targets = quick ? [1_000] : [1_000, 10_000];
@@ -442,6 +530,9 @@ async function main(): Promise<void> {
         collect();
         const now = process.memoryUsage();
         const online = server.onlineDevices;
+        if (heapDir !== undefined) {
+          writeHeapSnapshot(join(heapDir, `idle-${online}.heapsnapshot`));
+        }
         console.log(
           `  ${fmt(online)} bound sessions (connected in ${fmt(sec, 1)} s); load ${load()}`,
         );
@@ -470,8 +561,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await ask({ cmd: 'disconnect' }).catch(() => undefined);
-    child.kill();
+    await disconnectAll().catch(() => undefined);
+    for (const c of children) c.kill();
     await server.close();
     await store.close();
     await registry.close();

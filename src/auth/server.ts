@@ -14,7 +14,10 @@ import { wireFailureFor } from './policy.js';
 import { RateLimiter } from './rate-limit.js';
 import type { AuthRegistry, ResolvedBinding } from './registry.js';
 import {
+  ALL_AUTH_CHECKS,
   AuthError,
+  type AccountChange,
+  type AuthChecks,
   type AuditSink,
   type AuthFailureReason,
   type AuthPolicy,
@@ -74,13 +77,29 @@ export class Authenticator {
     this.#limiter = options.rateLimiter ?? new RateLimiter(policy.rateLimit, this.#now);
   }
 
+  /**
+   * Accounts changed at or after `since`, from every provider of the policy that can tell
+   * ({@link CredentialProvider.changedAccounts}): the server ends their older sessions (T21).
+   */
+  async changedAccounts(since: number): Promise<AccountChange[]> {
+    const out: AccountChange[] = [];
+    for (const provider of new Set(this.#bindings.map((b) => b.provider))) {
+      if (provider.changedAccounts !== undefined)
+        out.push(...(await provider.changedAccounts(since)));
+    }
+    return out;
+  }
+
   /** The mechanism names offered on `channel`, in policy order. */
   offer(channel: ChannelInfo): string[] {
     return this.#usable(channel).map((b) => b.factory.metadata.name);
   }
 
-  /** Starts a session for one authentication attempt on `channel`. */
-  begin(channel: ChannelInfo): AuthSession {
+  /**
+   * Starts a session for one authentication attempt on `channel`. `checks` is for the threat
+   * suite's own tests only (every check is on when it is absent).
+   */
+  begin(channel: ChannelInfo, checks?: Partial<AuthChecks>): AuthSession {
     return new AuthSession(
       this.#usable(channel),
       channel,
@@ -88,6 +107,7 @@ export class Authenticator {
       this.#limiter,
       this.options.audit,
       this.#now,
+      checks === undefined ? ALL_AUTH_CHECKS : { ...ALL_AUTH_CHECKS, ...checks },
     );
   }
 
@@ -123,6 +143,7 @@ export class AuthSession {
     private readonly limiter: RateLimiter,
     private readonly audit: AuditSink,
     private readonly now: () => number,
+    private readonly checks: AuthChecks = ALL_AUTH_CHECKS,
   ) {
     this.offered = bindings.map((b) => b.factory.metadata.name);
     this.#startedAt = now();
@@ -132,7 +153,7 @@ export class AuthSession {
   async start(mechanism: string, initialResponse: Uint8Array | null): Promise<SessionOutcome> {
     return this.#guard(async () => {
       if (this.#mechanism !== null) throw new AuthError('aborted', 'exchange already started');
-      this.limiter.checkStart(this.channel.remoteAddress);
+      if (this.checks.rateLimit) this.limiter.checkStart(this.channel.remoteAddress);
       const binding = this.bindings.find((b) => b.factory.metadata.name === mechanism);
       if (binding === undefined) {
         // Not in this channel's offer: unknown, not allowed by policy, or needing TLS / binding.
@@ -145,9 +166,10 @@ export class AuthSession {
         channel: this.channel,
         provider: binding.provider,
         offeredMechanisms: this.offered,
+        checks: this.checks,
         claimIdentity: (authcid) => {
           this.#claimed = authcid;
-          this.limiter.checkAccount(authcid, this.channel.remoteAddress);
+          if (this.checks.rateLimit) this.limiter.checkAccount(authcid, this.channel.remoteAddress);
           return Promise.resolve();
         },
       });

@@ -336,7 +336,39 @@ export interface ServerMechanismContext {
    * Nothing about `authcid` is verified yet: it is what the client typed.
    */
   claimIdentity(authcid: string): Promise<void>;
+  /**
+   * Checks in force for this exchange; absent means every check is on. Only the threat suite's
+   * own tests switch one off (through the server's test-only defences), to show that the suite
+   * notices.
+   */
+  readonly checks?: AuthChecks;
 }
+
+/**
+ * Authentication checks that the threat suite's own tests can switch off one at a time
+ * (src/service/defences.ts); `true` (the default) means the check is on.
+ */
+export interface AuthChecks {
+  /** SCRAM-PLUS: the client's channel-binding data must equal this channel's (T16). */
+  readonly scramChannelBinding: boolean;
+  /** The rate limiter is consulted before each exchange and each claimed account (T18). */
+  readonly rateLimit: boolean;
+  /** An unknown user gets a fake salt and fails only at the end, like a wrong password (T19). */
+  readonly uniformUnknownUser: boolean;
+  /** EXTERNAL: a client certificate whose chain the TLS layer did not verify is refused (T52). */
+  readonly certificateChainVerified: boolean;
+  /** PKI: a certificate whose names map to two or more different addresses is refused (T53). */
+  readonly certificateSingleIdentity: boolean;
+}
+
+/** Every authentication check on. */
+export const ALL_AUTH_CHECKS: AuthChecks = Object.freeze({
+  scramChannelBinding: true,
+  rateLimit: true,
+  uniformUnknownUser: true,
+  certificateChainVerified: true,
+  certificateSingleIdentity: true,
+});
 
 /**
  * Dependencies a mechanism plug-in receives at registration.
@@ -457,6 +489,8 @@ export interface CertificateEvidence {
   readonly chain: readonly Uint8Array[];
   /** `true` when Node's TLS layer validated the chain against the configured trust anchors. */
   readonly chainVerified: boolean;
+  /** Checks in force (absent: all); only the threat suite's own tests switch one off. */
+  readonly checks?: AuthChecks;
 }
 
 /**
@@ -519,8 +553,24 @@ export interface CredentialProvider {
    */
   mapCertificate?(evidence: CertificateEvidence): Promise<IdentityLookup>;
 
+  /**
+   * Accounts whose credential or state (password, disabled) changed at or after `since`
+   * (milliseconds since the epoch), possibly written by another process (`impp user passwd`).
+   * The server polls this to end the sessions that authenticated before the change (T21).
+   * Providers that cannot tell (a directory) leave it out.
+   */
+  changedAccounts?(since: number): Promise<readonly AccountChange[]>;
+
   /** Releases connections and handles. */
   close?(): Promise<void>;
+}
+
+/** One changed account, as {@link CredentialProvider.changedAccounts} reports it. */
+export interface AccountChange {
+  /** `user@domain`, canonical. */
+  readonly address: string;
+  /** When the credential or state last changed (milliseconds since the epoch). */
+  readonly changedAt: number;
 }
 
 /** Dependencies a provider plug-in receives at registration. */

@@ -39,6 +39,8 @@ export interface RunningServer {
   readonly ca: { readonly certPath: string; readonly fingerprint: string } | undefined;
   /** `true` when this start created the CA (first start). */
   readonly caCreated: boolean;
+  /** The domain's Ed25519 public key (pinned by clients for enrolment and the key log). */
+  readonly domainKey: Uint8Array;
   /** The service log (pino). */
   readonly log: ServiceLog;
   /** Stops accepting, closes every connection with CLOSE, commits the store, closes files. */
@@ -138,6 +140,10 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
     server = new ImppServer({
       domain: config.domain,
       tls: { key: files.tls.keyPem, cert: files.tls.certPem },
+      // Only with a PKI provider (EXTERNAL): ask for client certificates from its CAs.
+      ...(auth.clientCertificates === undefined
+        ? {}
+        : { clientCertificates: auth.clientCertificates }),
       store,
       authenticator: auth.authenticator,
       domainKey: files.domainKey,
@@ -181,6 +187,7 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
           ? undefined
           : { certPath: localCa.caCertPath, fingerprint: localCa.caFingerprint },
       caCreated: localCa?.caCreated ?? false,
+      domainKey: files.domainKey.publicKey,
       log: logger,
       stop: () => {
         stopping ??= (async () => {

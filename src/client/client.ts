@@ -1,11 +1,12 @@
 /**
- * The impp client SDK: connects over TLS 1.3, authenticates with SASL (SCRAM-SHA-256-PLUS
- * preferred), binds and registers the device, sends and receives sealed messages (CPIM inside),
+ * The impp client SDK: connects over TLS 1.3 (or WebSocket on TLS 1.3), authenticates with SASL
+ * (SCRAM-SHA-256-PLUS preferred, or EXTERNAL with a TLS client certificate), binds and registers the device, sends and receives sealed messages (CPIM inside),
  * publishes and watches sealed presence (PIDF inside), and decides on watchers.
  * docs/protocol.md, "Client protocol", describes the wire side.
  */
 import { EventEmitter } from 'node:events';
 import { authenticate, type ClientSaslTransport, type ServerReply } from '../auth/client.js';
+import { externalClient } from '../auth/pki/external.js';
 import { scramClient, type ChannelBindingPolicy } from '../auth/scram/client.js';
 import type { AuthWireFailure, ChannelInfo } from '../auth/types.js';
 import {
@@ -19,17 +20,24 @@ import {
   type SigningKeyPair,
 } from '../crypto/index.js';
 import { ImppError, isImppError, type ImppErrorCode } from '../errors.js';
+import { WEAKEN_SEAL } from '../seal/defences.js';
 import { readEnvelopeHeader } from '../seal/header.js';
 import { openMessage, sealForDevices, type SealTarget } from '../seal/message.js';
 import { cpimText, cpimTextMessage, decodeCpim, encodeCpim } from '../seal/payload/cpim.js';
 import { buildPidf, parsePidf } from '../seal/payload/pidf.js';
-import { PresencePublisher, PresenceWatch, openPresenceKey } from '../seal/presence.js';
-import { SealDevice } from '../seal/session.js';
+import {
+  PresencePublisher,
+  PresenceWatch,
+  openKeyDistribution,
+  type ReceivedPresenceSync,
+} from '../seal/presence.js';
+import { canonicalDevice, SealDevice } from '../seal/session.js';
 import { decodePrekeyBundle, encodePrekeyBundle, type PrekeyBundle } from '../seal/x3dh.js';
 import type { CborValue } from '../transport/cbor-strict.js';
 import type { Connection } from '../transport/connection.js';
 import type { Frame } from '../transport/frame-codec.js';
 import { connectTls } from '../transport/tls-client.js';
+import { connectWebSocket } from '../transport/ws-client.js';
 import { formatAddress, parseAddress } from '../trust/address.js';
 import {
   type DeviceList,
@@ -46,7 +54,7 @@ import {
 import { KeyLogVerifier } from '../trust/keylog/verifier.js';
 import { sameKey } from '../trust/identity.js';
 import { formatSafetyNumber, safetyNumber } from '../trust/safety-number.js';
-import { WEAKEN_CLIENT, type ClientDefences } from './defences.js';
+import { WEAKEN_CLIENT, clientDefences, type ClientDefences } from './defences.js';
 import { Frames, bindingInput } from './protocol.js';
 import {
   type ClientStateStore,
@@ -62,9 +70,29 @@ export interface ImppClientOptions {
   /** CA certificates that verify the server (PEM). */
   readonly ca?: string | Buffer;
   readonly servername?: string;
+  /**
+   * `'tls'` (default): length-prefixed frames on TLS 1.3. `'websocket'`: the same frames over
+   * `wss://host:port` + {@link websocketPath} (subprotocol impp.v1), channel binding from the TLS
+   * connection under the WebSocket.
+   */
+  readonly transport?: 'tls' | 'websocket';
+  /** URL path of the server's WebSocket endpoint; default `/impp`. */
+  readonly websocketPath?: string;
   /** `user@domain` of the account. */
   readonly address: string;
-  readonly password: string;
+  /** The account password, for SCRAM; not needed with `mechanism: 'external'`. */
+  readonly password?: string;
+  /**
+   * A TLS client certificate and its private key (PEM), presented in the handshake. With
+   * `mechanism: 'external'` it is the credential (SASL EXTERNAL, RFC 4422 appendix A).
+   */
+  readonly clientCertificate?: { readonly cert: string | Buffer; readonly key: string | Buffer };
+  /**
+   * `'scram'` (default): SCRAM-SHA-256(-PLUS) with {@link password}. `'external'`: EXTERNAL with
+   * {@link clientCertificate}, asking for {@link address} as the authorization identity (the
+   * server refuses it unless the certificate maps to that address).
+   */
+  readonly mechanism?: 'scram' | 'external';
   /** This device's id (1..64 of [A-Za-z0-9_-]). */
   readonly deviceId: string;
   readonly state: ClientStateStore;
@@ -169,6 +197,22 @@ export interface TrustWarningEvent {
   readonly device?: string;
 }
 
+/**
+ * Messages from a contact's device are missing (docs/security-model.md T05): a message arrived
+ * whose per-session sequence number is more than one above the highest seen from that device, so
+ * the server (or the network) dropped or is still holding the ones in between. Detection only:
+ * a message dropped last is noticed when the next one arrives. A late one still opens (and is
+ * flagged `late` by the seal layer); this event is not withdrawn.
+ */
+export interface MissingMessagesEvent {
+  /** `user@domain` of the contact. */
+  readonly contact: string;
+  /** `user@domain/deviceId` of the sending device. */
+  readonly device: string;
+  /** How many messages of that session are missing before this one. */
+  readonly count: number;
+}
+
 /** Events of {@link ImppClient}. */
 export interface ImppClientEvents {
   message: [ReceivedMessage];
@@ -177,6 +221,7 @@ export interface ImppClientEvents {
   keyChange: [KeyChangeEvent];
   deviceList: [DeviceListEvent];
   trustWarning: [TrustWarningEvent];
+  missingMessages: [MissingMessagesEvent];
   /** A delivered object could not be opened (it is acknowledged and dropped). */
   undeliverable: [{ readonly code: ImppErrorCode }];
   close: [{ readonly code: ImppErrorCode | undefined }];
@@ -237,18 +282,32 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   #nextId = 1;
   #authInbox: Frame[] = [];
   #authWaiter: ((f: Frame | undefined) => void) | undefined;
+  /** Why the server closed the connection, when it said. */
+  #closedWith: ImppError | undefined;
   #ready = false;
   /** Incoming objects are handled one at a time, in order (the seal state is not reentrant). */
   #work: Promise<void> = Promise.resolve();
+  /** All on, except in the threat suite's own tests (src/client/defences.ts). */
+  readonly #defences: ClientDefences;
 
   constructor(private readonly options: ImppClientOptions) {
     super();
+    this.#defences = clientDefences(options[WEAKEN_CLIENT]);
     if (
       options.contactEnrolment !== undefined &&
       options.contactEnrolment !== false &&
       options.domainKey === undefined
     ) {
       throw new ImppError('ERR_INVALID_ARGUMENT', 'contactEnrolment needs the domainKey');
+    }
+    if (options.mechanism === 'external' && options.clientCertificate === undefined) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'mechanism external needs a clientCertificate');
+    }
+    if (options.mechanism !== 'external' && options.password === undefined) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'mechanism scram needs a password');
+    }
+    if (options.websocketPath !== undefined && !options.websocketPath.startsWith('/')) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'websocketPath must start with /');
     }
     this.address = formatAddress(parseAddress(options.address));
     this.deviceId = options.deviceId;
@@ -267,13 +326,9 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   /** Connects, authenticates, binds and (first time) registers the device. */
   async connect(): Promise<void> {
     await this.#loadState();
-    const conn = await connectTls({
-      host: this.options.host,
-      port: this.options.port,
-      ...(this.options.ca === undefined ? {} : { ca: this.options.ca }),
-      ...(this.options.servername === undefined ? {} : { servername: this.options.servername }),
-    });
+    const conn = await this.#open();
     this.#conn = conn;
+    this.#closedWith = undefined;
     conn.on('frame', (f) => {
       this.#onFrame(f);
     });
@@ -282,6 +337,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       const err = info.error ?? new ImppError('ERR_CONNECTION_CLOSED', 'connection closed');
       for (const r of this.#requests.values()) r.reject(err);
       this.#requests.clear();
+      this.#closedWith = info.error;
       this.#authWaiter?.(undefined);
       this.emit('close', { code: info.error?.code });
     });
@@ -291,6 +347,25 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       conn.close();
       throw e;
     }
+  }
+
+  #open(): Promise<Connection> {
+    const o = this.options;
+    const common = {
+      ...(o.ca === undefined ? {} : { ca: o.ca }),
+      ...(o.servername === undefined ? {} : { servername: o.servername }),
+      ...(o.clientCertificate === undefined
+        ? {}
+        : { cert: o.clientCertificate.cert, key: o.clientCertificate.key }),
+    };
+    if (o.transport === 'websocket') {
+      const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+      return connectWebSocket({
+        ...common,
+        url: `wss://${host}:${o.port}${o.websocketPath ?? '/impp'}`,
+      });
+    }
+    return connectTls({ ...common, host: o.host, port: o.port });
   }
 
   /** Closes the connection. */
@@ -347,17 +422,23 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       },
     };
     const policy = this.options.channelBinding ?? 'require';
+    const external = this.options.mechanism === 'external';
     try {
       await authenticate(
         transport,
-        scramClient({
-          username: parseAddress(this.address).user,
-          password: this.options.password,
-          channelBinding: policy,
-        }),
+        external
+          ? // The certificate's proof of possession in the TLS handshake ties this login to the
+            // connection; there is no password to bind.
+            [externalClient({ authzid: this.address })]
+          : scramClient({
+              username: parseAddress(this.address).user,
+              password: this.options.password ?? '',
+              channelBinding: policy,
+              checkServerNonce: this.#defences.scramNonceCheck,
+            }),
         offered,
         channel,
-        { requireChannelBinding: policy === 'require' },
+        { requireChannelBinding: !external && policy === 'require' },
       );
     } catch (e) {
       if (isImppError(e)) throw e;
@@ -397,7 +478,11 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       }));
     this.#authWaiter = undefined;
     if (frame === undefined) {
-      throw new ImppError('ERR_CONNECTION_CLOSED', 'connection closed during authentication');
+      // The server's reason (e.g. a revoked device at binding) says more than "closed".
+      throw (
+        this.#closedWith ??
+        new ImppError('ERR_CONNECTION_CLOSED', 'connection closed during authentication')
+      );
     }
     return frame;
   }
@@ -583,7 +668,10 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
           this.#warnUnlisted(address, name);
           continue;
         }
-        if (!(b.identityKey instanceof Uint8Array) || !sameKey(key, b.identityKey)) {
+        if (
+          this.#defences.bundleKeyCheck &&
+          (!(b.identityKey instanceof Uint8Array) || !sameKey(key, b.identityKey))
+        ) {
           this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
           continue;
         }
@@ -621,12 +709,18 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     for (const d of directory) {
       const name = `${address}/${d.deviceId}`;
       const key = listed.get(name);
-      if (key === undefined) this.#warnUnlisted(address, name);
-      else if (!sameKey(key, d.identityKey)) {
+      if (key === undefined) {
+        if (this.#defences.listedDevicesOnly) this.#warnUnlisted(address, name);
+        else listed.set(name, d.identityKey);
+      } else if (!sameKey(key, d.identityKey)) {
         this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
       }
     }
-    if (this.options.contactEnrolment !== undefined && this.options.contactEnrolment !== false) {
+    if (
+      this.#defences.enrolmentCheck &&
+      this.options.contactEnrolment !== undefined &&
+      this.options.contactEnrolment !== false
+    ) {
       for (const [name, key] of listed) {
         if (name === this.device) continue;
         const deviceId = name.slice(address.length + 1);
@@ -733,7 +827,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     if (list !== undefined && entry === undefined) {
       this.emit('trustWarning', { kind: 'unlisted-sender', address, device: sender });
     }
-    if (entry !== undefined && !sameKey(entry.identityKey, key)) {
+    if (this.#defences.senderKeyCheck && entry !== undefined && !sameKey(entry.identityKey, key)) {
       this.emit('trustWarning', { kind: 'key-mismatch', address, device: sender });
       return false;
     }
@@ -775,6 +869,13 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       if (kind === 'message') {
         const opened = openMessage(device, object, options);
         await this.#save();
+        if (this.#defences.missingMessageCheck && opened.gap > 0) {
+          this.emit('missingMessages', {
+            contact: formatAddress(opened.sender.address),
+            device: opened.senderDevice,
+            count: opened.gap,
+          });
+        }
         let text: string;
         try {
           text = cpimText(decodeCpim(opened.payload));
@@ -789,24 +890,28 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
           timestamp: opened.timestamp,
         });
       } else {
-        const received = openPresenceKey(device, object, options);
-        const watch = await this.#watch(received.presentity);
-        watch.installKey(received);
-        this.#presenceKeys = [
-          ...this.#presenceKeys.filter(
-            (k) => k.presentity !== received.presentity || watch.epochs.includes(k.epoch),
-          ),
-          {
-            presentity: received.presentity,
-            epoch: received.epoch,
-            key: Uint8Array.from(received.key.expose()),
-            senderDevice: received.senderDevice,
-            senderIdentityKey: received.senderIdentityKey,
-          },
-        ];
-        await this.#save();
-        const stashed = this.#stashedPresence.get(received.presentity);
-        if (stashed !== undefined) await this.#presence(stashed);
+        const received = openKeyDistribution(device, object, options);
+        if (received.type === 'sync') {
+          await this.#mergePresence(received);
+        } else {
+          const watch = await this.#watch(received.presentity);
+          watch.installKey(received);
+          this.#presenceKeys = [
+            ...this.#presenceKeys.filter(
+              (k) => k.presentity !== received.presentity || watch.epochs.includes(k.epoch),
+            ),
+            {
+              presentity: received.presentity,
+              epoch: received.epoch,
+              key: Uint8Array.from(received.key.expose()),
+              senderDevice: received.senderDevice,
+              senderIdentityKey: received.senderIdentityKey,
+            },
+          ];
+          await this.#save();
+          const stashed = this.#stashedPresence.get(received.presentity);
+          if (stashed !== undefined) await this.#presence(stashed);
+        }
       }
     } catch (e) {
       // A replay is a duplicate delivery: acknowledge it silently. Anything else is dropped
@@ -834,15 +939,26 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return str(r.state);
   }
 
-  /** Approves `watcher`: distributes the presence key to its devices, then tells the server. */
+  /**
+   * Approves `watcher`: distributes the presence key to its devices and shares the new watcher
+   * set with this user's other devices (so they publish to it and keep it on rotation), then
+   * tells the server.
+   */
   async approve(watcher: string): Promise<string> {
     const publisher = this.#presencePublisher();
     const address = formatAddress(parseAddress(watcher));
-    for (const t of await this.#targets(address)) {
-      const sealed = publisher.authorize(t);
-      await this.#save();
-      await this.#request(Frames.SEND, { object: sealed.bytes });
-    }
+    let epoch: number;
+    do {
+      // A sibling's newer state may arrive meanwhile (it replaces key and watcher set): then the
+      // watcher is authorized again, under that key.
+      epoch = publisher.epoch;
+      for (const t of await this.#targets(address)) {
+        const sealed = publisher.authorize(t);
+        await this.#save();
+        await this.#request(Frames.SEND, { object: sealed.bytes });
+      }
+    } while (publisher.epoch !== epoch);
+    await this.#sharePresence();
     const r = await this.#request(Frames.DECIDE, { watcher: address, action: 'approve' });
     return str(r.state);
   }
@@ -858,10 +974,8 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     const address = formatAddress(parseAddress(watcher));
     const r = await this.#request(Frames.DECIDE, { watcher: address, action: 'revoke' });
     const publisher = this.#presencePublisher();
-    const gone = publisher.watchers.filter((w) => w.startsWith(`${address}/`));
-    const rotated = publisher.revoke(...gone);
-    await this.#save();
-    for (const s of rotated) await this.#request(Frames.SEND, { object: s.bytes });
+    publisher.drop(...publisher.watchers.filter((w) => w.startsWith(`${address}/`)));
+    await this.#rotatePresence();
     return str(r.state);
   }
 
@@ -873,9 +987,69 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       notes: note === undefined ? [] : [{ text: note }],
       extensions: [],
     });
-    const object = this.#presencePublisher().publish(utf8(pidf));
+    const fresh = this.#publisher === undefined;
+    // The clock keeps the version above what this user's other devices published (section 7.4).
+    const object = this.#presencePublisher().publish(utf8(pidf), Date.now());
     await this.#save();
+    if (fresh) await this.#sharePresence();
     await this.#request(Frames.PUBLISH, { object });
+  }
+
+  /**
+   * A rotation: the new key to every remaining watcher device (with bundles for those a sibling
+   * authorized), then the new state to this user's other devices.
+   */
+  async #rotatePresence(): Promise<void> {
+    const publisher = this.#presencePublisher();
+    const users = new Set(publisher.watchers.map((w) => w.slice(0, w.lastIndexOf('/'))));
+    const targets: SealTarget[] = [];
+    for (const user of users) {
+      try {
+        targets.push(...(await this.#targets(user)));
+      } catch (e) {
+        if (!isImppError(e)) throw e; // that user's devices get the key when reachable again
+      }
+    }
+    const rotated = publisher.rotate(targets);
+    await this.#save();
+    for (const s of rotated) await this.#request(Frames.SEND, { object: s.bytes });
+    await this.#sharePresence();
+  }
+
+  /** Seals this device's presence state for this user's other listed devices (or `only`). */
+  async #sharePresence(only?: string): Promise<void> {
+    const publisher = this.#publisher;
+    if (publisher === undefined) return;
+    const targets = (await this.#targets(this.address)).filter(
+      (t) => only === undefined || canonicalDevice(t.to) === canonicalDevice(only),
+    );
+    const sealed = targets.map((t) => publisher.shareWith(t));
+    await this.#save();
+    for (const s of sealed) await this.#request(Frames.SEND, { object: s.bytes });
+  }
+
+  /**
+   * A presence state from another device of this user, taken only if that device is on this
+   * user's verified device list: the server can neither add a watcher nor keep a revoked one.
+   */
+  async #mergePresence(received: ReceivedPresenceSync): Promise<void> {
+    try {
+      const siblings = new Map<string, Uint8Array>();
+      for (const [name, key] of await this.#listedDevices(this.address)) {
+        if (this.#checkKey(name, key)) siblings.set(name, key);
+      }
+      if (this.#publisher === undefined) {
+        this.#publisher = PresencePublisher.fromSibling(this.#sealDevice(), received, siblings);
+        await this.#save();
+        return;
+      }
+      const outcome = this.#publisher.merge(received, siblings);
+      await this.#save();
+      if (outcome === 'rotate') await this.#rotatePresence();
+      else if (outcome === 'reply') await this.#sharePresence(received.senderDevice);
+    } finally {
+      received.key.wipe();
+    }
   }
 
   /** Watchers and subscriptions of this user, as the server holds them. */
@@ -914,14 +1088,26 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
 
   async #presence(object: Uint8Array): Promise<void> {
     let presentity: string;
+    let publisherDevice: string;
     try {
       const h = readEnvelopeHeader(object);
       if (h.kind !== 'presence') return;
       presentity = h.presentity;
+      publisherDevice = h.deviceId;
     } catch {
       return;
     }
-    if (presentity === this.address) return;
+    if (presentity === this.address) {
+      // Another device of this user published: the next version from here goes above it.
+      const publisher = this.#publisher;
+      if (publisher === undefined) return;
+      const siblings = new Map<string, Uint8Array>();
+      for (const [name, key] of await this.#listedDevices(this.address)) {
+        if (name !== this.device && this.#checkKey(name, key)) siblings.set(name, key);
+      }
+      if (publisher.observe(object, siblings)) await this.#save();
+      return;
+    }
     let watch = this.#watches.get(presentity);
     const saved = this.#presenceKeys.filter((k) => k.presentity === presentity);
     if (watch === undefined && saved.length > 0) {
@@ -940,8 +1126,13 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       this.#stashedPresence.set(presentity, object); // the key may still be on its way
       return;
     }
+    // Any listed device of the presentity may publish: one added since the watch last looked
+    // at the list is verified against the list as it is now.
+    if (!watch.hasDevice(publisherDevice)) watch = await this.#watch(presentity);
     try {
-      const opened = watch.open(object);
+      const opened = watch.open(object, {
+        [WEAKEN_SEAL]: { presenceRollbackCheck: this.#defences.presenceRollbackCheck },
+      });
       this.#stashedPresence.delete(presentity);
       await this.#save(); // the accepted version survives a restart (rollback protection)
       const doc = parsePidf(opened.pidf);
@@ -1028,6 +1219,38 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       signer: { deviceId: this.deviceId, secretKey: identity.secretKey },
     });
     const r = await this.#request(Frames.PUT_DEVICE_LIST, { deviceList: next.bytes });
+    // The new device publishes under the shared presence key and knows the approved watchers.
+    await this.#sharePresence(`${this.address}/${deviceId}`);
+    return r.counter as number;
+  }
+
+  /**
+   * Removes another device of this account (lost, stolen, retired) from the signed device list:
+   * this device signs the next list without it. The server then revokes it: its live session
+   * ends, it cannot bind again, its queue is deleted (T21, T42). Resolves with the new counter.
+   */
+  async removeDevice(deviceId: string): Promise<number> {
+    if (deviceId === this.deviceId) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'a device cannot remove itself');
+    }
+    const reply = await this.#request(Frames.GET_DEVICES, { address: this.address });
+    const current = await this.#acceptList(this.address, reply.deviceList);
+    if (!current.devices.some((d) => d.deviceId === this.deviceId)) {
+      throw new ImppError('ERR_NOT_AUTHORIZED', 'this device is not on the current device list');
+    }
+    if (!current.devices.some((d) => d.deviceId === deviceId)) {
+      throw new ImppError('ERR_NOT_FOUND', 'no device with that id on the device list');
+    }
+    const identity = this.#identity as SigningKeyPair;
+    const next = createDeviceList({
+      address: parseAddress(this.address),
+      counter: current.counter + 1,
+      devices: current.devices.filter((d) => d.deviceId !== deviceId),
+      signer: { deviceId: this.deviceId, secretKey: identity.secretKey },
+    });
+    const r = await this.#request(Frames.PUT_DEVICE_LIST, { deviceList: next.bytes });
+    // The removed device held the shared presence key: rotate it away from that device.
+    if (this.#publisher !== undefined) await this.#rotatePresence();
     return r.counter as number;
   }
 
@@ -1071,6 +1294,78 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     this.#trustedHead = head.bytes;
     await this.#save();
     return { index: own.index, treeSize: head.treeSize };
+  }
+
+  /**
+   * The last key-log tree head this device verified (signed by the log key), for comparing with
+   * contacts (see {@link compareTreeHead}); `undefined` before the first verification.
+   */
+  get treeHead(): Uint8Array | undefined {
+    return this.#trustedHead === null ? undefined : Uint8Array.from(this.#trustedHead);
+  }
+
+  /**
+   * Checks a tree head that a contact's device verified (handed over in a sealed message or out
+   * of band) against this device's view of the key log (docs/security-model.md T33, split view).
+   * The server's current head must be proven consistent with this device's trusted head and with
+   * the contact's, and both answers must be the same head: a server that shows the two devices
+   * different histories cannot do that. On success this device trusts the server's current head.
+   *
+   * Throws `ERR_KEYLOG_INCONSISTENT` when the heads cannot be reconciled (a fork: keep both heads,
+   * they prove it), `ERR_KEYLOG_PROOF_INVALID` when `head` is not signed by the log key.
+   * Only heads of this device's own domain; gossip between contacts is the app's to carry.
+   *
+   * @example
+   * ```ts
+   * await alice.verifyEnrolment();
+   * // bob.treeHead reached Alice inside a sealed message or out of band:
+   * await alice.compareTreeHead(headFromBob); // throws ERR_KEYLOG_INCONSISTENT on a split view
+   * ```
+   */
+  async compareTreeHead(head: Uint8Array): Promise<{ treeSize: number }> {
+    const domainKey = this.options.domainKey;
+    if (domainKey === undefined) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'domainKey is needed to compare tree heads');
+    }
+    const base = {
+      domain: parseAddress(this.address).domain,
+      logKey: this.options.logKey ?? domainKey,
+    };
+    const theirs = new KeyLogVerifier({ ...base, trusted: head });
+    const theirSize = theirs.trusted?.treeSize ?? 0;
+    // A busy log may grow between the two requests; a few rounds tell that from a fork.
+    for (let round = 0; round < 3; round++) {
+      const mine = new KeyLogVerifier({
+        ...base,
+        ...(this.#trustedHead === null ? {} : { trusted: this.#trustedHead }),
+      });
+      const a = await this.#request(Frames.GET_LOG, { since: mine.trusted?.treeSize ?? 0 });
+      const current = mine.update(a.head as Uint8Array, a.consistency as Uint8Array[]);
+      if (!this.#defences.treeHeadCheck) return { treeSize: current.treeSize };
+      if (current.treeSize < theirSize) {
+        throw new ImppError(
+          'ERR_KEYLOG_INCONSISTENT',
+          'the contact holds a larger tree than the server shows this device (fork)',
+        );
+      }
+      const b = await this.#request(Frames.GET_LOG, { since: theirSize });
+      const other = new KeyLogVerifier({ ...base, trusted: head });
+      const extended = other.update(b.head as Uint8Array, b.consistency as Uint8Array[]);
+      if (extended.treeSize !== current.treeSize) continue;
+      if (!sameKey(extended.rootHash, current.rootHash)) {
+        throw new ImppError(
+          'ERR_KEYLOG_INCONSISTENT',
+          'two different roots for the same tree size (fork)',
+        );
+      }
+      this.#trustedHead = current.bytes;
+      await this.#save();
+      return { treeSize: current.treeSize };
+    }
+    throw new ImppError(
+      'ERR_KEYLOG_INCONSISTENT',
+      'the contact’s tree head could not be proven consistent with this device’s',
+    );
   }
 
   // ── State ──────────────────────────────────────────────────────────────────────────────────

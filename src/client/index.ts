@@ -12,6 +12,7 @@ export {
   type ImppClientEvents,
   type ImppClientOptions,
   type KeyChangeEvent,
+  type MissingMessagesEvent,
   type ReceivedMessage,
   type ReceivedPresence,
   type SubscriptionEvent,

@@ -109,10 +109,16 @@ function normalise(value: unknown, depth: number): CborValue {
   throw malformed('unexpected CBOR type');
 }
 
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/**
+ * Whether the deterministic encoding of `value` is exactly `bytes`. Compares in cbor-x's buffer
+ * and wipes it (as {@link encodeCbor} does), without the copy a caller-owned result would need.
+ */
+function encodesTo(value: CborValue, bytes: Uint8Array): boolean {
+  const written = encoder.encode(prepare(value));
+  let same = written.length === bytes.length;
+  for (let i = 0; same && i < bytes.length; i++) same = written[i] === bytes[i];
+  written.fill(0);
+  return same;
 }
 
 /**
@@ -139,7 +145,7 @@ export function decodeCborStrict(bytes: Uint8Array, maxBytes: number): CborValue
     throw malformed('not CBOR');
   }
   const value = normalise(decoded, 0);
-  if (!bytesEqual(encodeCbor(value), bytes)) throw malformed('not deterministic CBOR');
+  if (!encodesTo(value, bytes)) throw malformed('not deterministic CBOR');
   return value;
 }
 

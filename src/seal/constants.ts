@@ -62,6 +62,8 @@ export const INFO_SEALED_SENDER = 'impp/v1/sealed-sender';
 
 /** Content type of a key-distribution payload (kind 3). */
 export const CONTENT_TYPE_PRESENCE_KEY = 'application/vnd.impp.presence-key+cbor';
+/** Content type of the presence state a device shares with its own other devices (kind 3). */
+export const CONTENT_TYPE_PRESENCE_SYNC = 'application/vnd.impp.presence-sync+cbor';
 
 /** Upper bound of any sealed object on the wire, checked before decoding. */
 export const MAX_SEALED_BYTES = 256 * 1024;

@@ -186,6 +186,16 @@ function checkVersionSuiteKind(map: CborMap): SealKindValue {
  * ```
  */
 export function parseEnvelope(bytes: Uint8Array): ParsedEnvelope {
+  return parseChecked(bytes, true);
+}
+
+const NO_HEADER_BYTES = new Uint8Array(0);
+
+/**
+ * {@link parseEnvelope} with every check; `withHeaderBytes` false skips only re-encoding the
+ * authenticated header, which nothing that merely routes the object needs.
+ */
+function parseChecked(bytes: Uint8Array, withHeaderBytes: boolean): ParsedEnvelope {
   const value = decodeCborStrict(bytes, MAX_SEALED_BYTES);
   if (!(value instanceof Map)) throw malformed('expected a map');
   const kind = checkVersionSuiteKind(value);
@@ -207,7 +217,7 @@ export function parseEnvelope(bytes: Uint8Array): ParsedEnvelope {
       nonce: bytesField(m, 8, 24),
       ciphertext: bytesField(m, 9, undefined, MAX_SEALED_BYTES),
       signature: bytesField(m, 10, 64),
-      headerBytes: encodeCbor(withoutKeys(m, [9, 10])),
+      headerBytes: withHeaderBytes ? encodeCbor(withoutKeys(m, [9, 10])) : NO_HEADER_BYTES,
       size: bytes.length,
     };
   }
@@ -220,7 +230,7 @@ export function parseEnvelope(bytes: Uint8Array): ParsedEnvelope {
     messageId: bytesField(m, 4, MESSAGE_ID_BYTES),
     ephemeralKey: bytesField(m, 5, 32),
     ciphertext: bytesField(m, 6, undefined, MAX_SEALED_BYTES),
-    headerBytes: encodeCbor(withoutKeys(m, [6])),
+    headerBytes: withHeaderBytes ? encodeCbor(withoutKeys(m, [6])) : NO_HEADER_BYTES,
     size: bytes.length,
   };
 }
@@ -239,7 +249,7 @@ function withoutKeys(map: CborMap, drop: readonly number[]): CborMap {
  * ```
  */
 export function readEnvelopeHeader(bytes: Uint8Array): EnvelopeHeader {
-  const env = parseEnvelope(bytes);
+  const env = parseChecked(bytes, false);
   if (env.kind === SealKind.presence) {
     return {
       kind: 'presence',

@@ -40,8 +40,12 @@ export {
   sealPresence,
   sealPresenceKey,
   openPresenceKey,
+  openKeyDistribution,
   type PresenceKey,
+  type PresenceMerge,
   type OpenedPresence,
+  type ReceivedKeyDistribution,
   type ReceivedPresenceKey,
+  type ReceivedPresenceSync,
 } from './presence.js';
 export { encodePrekeyBundle, decodePrekeyBundle, type PrekeyBundle } from './x3dh.js';

@@ -11,6 +11,13 @@
  * to the remaining watchers only; the revoked one cannot open any later update. Watchers refuse
  * updates signed by a device outside the presentity's verified device set, and versions not
  * greater than the last accepted one (`ERR_SEAL_ROLLBACK`, reported only after authentication).
+ *
+ * All devices of one user share the presence key, its epoch and the set of authorized watcher
+ * devices: a device that changes them seals the new state for its own other listed devices
+ * (content type presence-sync, same kind), which merge it ({@link PresencePublisher.merge}). A
+ * watcher therefore needs one key per epoch whichever device published. Versions stay monotonic
+ * across devices without coordination: a publisher never goes below the caller's clock
+ * (milliseconds), nor below any version a sibling reported.
  */
 import { inspect } from 'node:util';
 import {
@@ -36,6 +43,7 @@ import {
 } from './cbor.js';
 import {
   CONTENT_TYPE_PRESENCE_KEY,
+  CONTENT_TYPE_PRESENCE_SYNC,
   KIND_LABELS,
   LABEL_SUFFIX,
   MAX_PAYLOAD_BYTES,
@@ -44,6 +52,7 @@ import {
   SealKind,
   SUITE_X25519_ED25519_XCHACHA20POLY1305_SHA256,
 } from './constants.js';
+import { sealCheckOn, type WeakenSealOption } from './defences.js';
 import { parseEnvelope, presenceHeaderMap, type PresenceEnvelope } from './header.js';
 import {
   openSessionObject,
@@ -195,6 +204,11 @@ export class PresenceWatch {
     this.#devices = new Map(devices);
   }
 
+  /** Whether `deviceId` is in the verified device set. */
+  hasDevice(deviceId: string): boolean {
+    return this.#devices.has(deviceId);
+  }
+
   /** Highest version accepted so far (0 before the first). */
   get lastVersion(): number {
     return this.#lastVersion;
@@ -240,7 +254,7 @@ export class PresenceWatch {
    * `ERR_SEAL_UNSUPPORTED` for an unknown version/suite/kind, `ERR_SEAL_ROLLBACK` for an
    * authentic update whose version is not greater than the last accepted.
    */
-  open(bytes: Uint8Array): OpenedPresence {
+  open(bytes: Uint8Array, options?: WeakenSealOption): OpenedPresence {
     let env: PresenceEnvelope;
     try {
       const parsed = parseEnvelope(bytes);
@@ -275,7 +289,7 @@ export class PresenceWatch {
     } catch {
       throw openFailed();
     }
-    if (env.presenceVersion <= this.#lastVersion) {
+    if (sealCheckOn(options, 'presenceRollbackCheck') && env.presenceVersion <= this.#lastVersion) {
       pidf.fill(0);
       throw new ImppError('ERR_SEAL_ROLLBACK', 'presence version is not newer than the last');
     }
@@ -374,8 +388,96 @@ export function sealPresenceKey(
   }
 }
 
+/** A presence state received from another device of the same user. */
+export interface ReceivedPresenceSync {
+  readonly presentity: string;
+  readonly epoch: number;
+  readonly key: SecretBytes;
+  /** The highest version the sender published or heard of. */
+  readonly version: number;
+  /** The watcher devices the sender holds as authorized (canonical addresses). */
+  readonly watchers: readonly string[];
+  readonly senderDevice: string;
+  readonly senderIdentityKey: Uint8Array;
+}
+
+/** Either payload a key-distribution object can carry. */
+export type ReceivedKeyDistribution =
+  | ({ readonly type: 'key' } & ReceivedPresenceKey)
+  | ({ readonly type: 'sync' } & ReceivedPresenceSync);
+
 /**
- * Opens a key-distribution object. The result still has to be accepted by the watcher's
+ * Most watcher devices a presence state carries; the payload limit (192 KiB) binds first for
+ * longer addresses, some 5,000 devices of 40-byte addresses.
+ */
+const MAX_SYNC_WATCHERS = 16_384;
+
+/**
+ * Opens a key-distribution object, a presence key for a watcher or a presence state from a
+ * sibling device; the session object can be opened only once, so the type is told afterwards.
+ * The result is still unverified against the device lists: {@link PresenceWatch.installKey} and
+ * {@link PresencePublisher.merge} check the sender.
+ *
+ * @example
+ * ```ts
+ * const r = openKeyDistribution(bob, bytes);
+ * if (r.type === 'key') watch.installKey(r);
+ * ```
+ */
+export function openKeyDistribution(
+  device: SealDevice,
+  bytes: Uint8Array,
+  options: OpenOptions = {},
+): ReceivedKeyDistribution {
+  const opened = openSessionObject(device, bytes, SealKind.keyDistribution, options);
+  try {
+    const sender = {
+      senderDevice: opened.senderDevice,
+      senderIdentityKey: opened.senderIdentityKey,
+    };
+    if (opened.contentType === CONTENT_TYPE_PRESENCE_KEY) {
+      const m = expectMap(decodeCborStrict(opened.payload, 1024), [0, 1, 2]);
+      return {
+        type: 'key',
+        presentity: textField(m, 0, MAX_TEXT_BYTES),
+        epoch: uintField(m, 1, MAX_EPOCH),
+        key: new SecretBytes(bytesField(m, 2, 32)),
+        ...sender,
+      };
+    }
+    if (opened.contentType === CONTENT_TYPE_PRESENCE_SYNC) {
+      // Only format 0 is understood; anything else is refused like a bad object.
+      const m = expectMap(decodeCborStrict(opened.payload, MAX_PAYLOAD_BYTES), [0, 1, 2, 3, 4, 5]);
+      if (uintField(m, 0) !== 0) throw openFailed();
+      const epoch = uintField(m, 2, MAX_EPOCH);
+      if (epoch < 1) throw openFailed();
+      const list = m.get(5);
+      if (!Array.isArray(list) || list.length > MAX_SYNC_WATCHERS) throw openFailed();
+      const watchers = (list as readonly CborValue[]).map((w) => {
+        if (typeof w !== 'string') throw openFailed();
+        return canonicalDevice(w);
+      });
+      return {
+        type: 'sync',
+        presentity: textField(m, 1, MAX_TEXT_BYTES),
+        epoch,
+        key: new SecretBytes(bytesField(m, 3, 32)),
+        version: uintField(m, 4),
+        watchers,
+        ...sender,
+      };
+    }
+    throw openFailed();
+  } catch {
+    throw openFailed();
+  } finally {
+    opened.payload.fill(0);
+  }
+}
+
+/**
+ * Opens a key-distribution object that must carry a presence key (a presence state is refused
+ * as `ERR_SEAL_OPEN_FAILED`). The result still has to be accepted by the watcher's
  * {@link PresenceWatch.installKey}, which checks the sender against the verified device set.
  *
  * @example
@@ -388,21 +490,39 @@ export function openPresenceKey(
   bytes: Uint8Array,
   options: OpenOptions = {},
 ): ReceivedPresenceKey {
-  const opened = openSessionObject(device, bytes, SealKind.keyDistribution, options);
-  try {
-    if (opened.contentType !== CONTENT_TYPE_PRESENCE_KEY) throw openFailed();
-    const m = expectMap(decodeCborStrict(opened.payload, 1024), [0, 1, 2]);
-    return {
-      presentity: textField(m, 0, MAX_TEXT_BYTES),
-      epoch: uintField(m, 1, MAX_EPOCH),
-      key: new SecretBytes(bytesField(m, 2, 32)),
-      senderDevice: opened.senderDevice,
-      senderIdentityKey: opened.senderIdentityKey,
-    };
-  } catch {
+  const r = openKeyDistribution(device, bytes, options);
+  if (r.type !== 'key') {
+    r.key.wipe();
     throw openFailed();
-  } finally {
-    opened.payload.fill(0);
+  }
+  return r;
+}
+
+/** What merging a sibling's presence state asks of the caller. */
+export type PresenceMerge =
+  /** Nothing to send: the state was taken or already known. */
+  | 'done'
+  /** The sender is behind (or won a tie it must learn of): send it this device's state. */
+  | 'reply'
+  /** Two keys for one epoch and this device's lost: rotate, then distribute and share. */
+  | 'rotate';
+
+/** A sibling's state is taken only from another device on the user's verified device list. */
+function checkSibling(
+  device: SealDevice,
+  received: ReceivedPresenceSync,
+  siblings: ReadonlyMap<string, Uint8Array>,
+): void {
+  const presentity = presentityOf(device);
+  const known = siblings.get(received.senderDevice);
+  if (
+    received.presentity !== presentity ||
+    received.senderDevice === canonicalDevice(device.device) ||
+    !received.senderDevice.startsWith(`${presentity}/`) ||
+    known === undefined ||
+    !constantTimeEqual(known, received.senderIdentityKey)
+  ) {
+    throw openFailed();
   }
 }
 
@@ -451,10 +571,16 @@ export class PresencePublisher {
     return sealed;
   }
 
-  /** Seals the next update (version + 1) once, for every watcher. */
-  publish(pidf: Uint8Array): Uint8Array {
-    const bytes = sealPresence(this.#device, this.#key, this.#version + 1, pidf);
-    this.#version += 1;
+  /**
+   * Seals the next update once, for every watcher: version `max(last + 1, notBelow)`. A caller
+   * with sibling devices passes its clock in milliseconds, so that devices which have not heard
+   * of each other's last version still publish above it (the server and watchers refuse any
+   * version not above the stored one); a clock running ahead only makes versions larger.
+   */
+  publish(pidf: Uint8Array, notBelow = 0): Uint8Array {
+    const version = Math.max(this.#version + 1, Math.trunc(notBelow));
+    const bytes = sealPresence(this.#device, this.#key, version, pidf);
+    this.#version = version;
     return bytes;
   }
 
@@ -464,17 +590,157 @@ export class PresencePublisher {
    * first (watchers are stored canonical), so any spelling of a device revokes it.
    */
   revoke(...devices: (string | DeviceAddress)[]): SealedObject[] {
-    const canonical = devices.map((d) => canonicalDevice(d));
-    for (const d of canonical) this.#watchers.delete(d);
+    this.drop(...devices);
     return this.rotate();
   }
 
-  /** Rotates the key and distributes it to every remaining watcher. */
-  rotate(): SealedObject[] {
+  /** Removes watcher devices without rotating (the caller rotates: {@link rotate}). */
+  drop(...devices: (string | DeviceAddress)[]): void {
+    for (const d of devices) this.#watchers.delete(canonicalDevice(d));
+  }
+
+  /**
+   * Rotates the key and distributes it to every remaining watcher. `targets` supplies bundles for
+   * watcher devices this device has no session with yet (authorized by a sibling); a watcher
+   * device that can be sealed for neither way is skipped (it stays authorized, without the key).
+   */
+  rotate(targets: Iterable<SealTarget> = []): SealedObject[] {
+    const given = new Map<string, SealTarget>();
+    for (const t of targets) given.set(canonicalDevice(t.to), t);
     const next = newPresenceKey(this.#device, this.#key.epoch + 1);
     this.#key.key.wipe();
     this.#key = next;
-    return [...this.#watchers.values()].map((t) => sealPresenceKey(this.#device, t, next));
+    const sealed: SealedObject[] = [];
+    for (const [to, stored] of this.#watchers) {
+      try {
+        sealed.push(sealPresenceKey(this.#device, given.get(to) ?? stored, next));
+        this.#watchers.set(to, { to });
+      } catch (e) {
+        if (!isImppError(e)) throw e;
+      }
+    }
+    return sealed;
+  }
+
+  /**
+   * Seals this device's presence state (key, epoch, version, watcher devices) for another device
+   * of the same user, content type presence-sync.
+   */
+  shareWith(target: SealTarget): SealedObject {
+    const payload = encodeCbor(
+      new Map<number, CborValue>([
+        [0, 0],
+        [1, presentityOf(this.#device)],
+        [2, this.#key.epoch],
+        [3, this.#key.key.expose()],
+        [4, this.#version],
+        [5, this.watchers],
+      ]),
+    );
+    try {
+      return sealSessionObject(
+        this.#device,
+        SealKind.keyDistribution,
+        target,
+        CONTENT_TYPE_PRESENCE_SYNC,
+        payload,
+      );
+    } finally {
+      payload.fill(0);
+    }
+  }
+
+  /**
+   * Merges a sibling's presence state. `siblings` is this user's verified device list (device
+   * address → identity key); a sender outside it, or this device itself, is
+   * `ERR_SEAL_OPEN_FAILED`, so a server cannot add a watcher or keep a revoked one.
+   *
+   * - A newer epoch is taken whole, watchers included: a revocation always rotates, so the newer
+   *   set is authoritative (a revoked device never comes back through an older set).
+   * - The same epoch and key: the watcher sets are united (approvals on either device).
+   * - The same epoch, another key: two devices rotated concurrently. At epoch 1 (no revocation
+   *   has happened yet) the sets are united, later intersected (each rotation may have been a
+   *   revocation: dropping a concurrent approval is the safe failure). The device whose key is
+   *   smaller then rotates ('rotate'); the other tells it ('reply').
+   * - An older epoch: 'reply', so the sender catches up.
+   */
+  merge(received: ReceivedPresenceSync, siblings: ReadonlyMap<string, Uint8Array>): PresenceMerge {
+    checkSibling(this.#device, received, siblings);
+    this.#version = Math.max(this.#version, received.version);
+    const mine = this.#key;
+    if (received.epoch < mine.epoch) return 'reply';
+    if (received.epoch > mine.epoch) {
+      mine.key.wipe();
+      this.#key = {
+        epoch: received.epoch,
+        key: new SecretBytes(Uint8Array.from(received.key.expose())),
+      };
+      this.#watchers.clear();
+      for (const w of received.watchers) this.#watchers.set(w, { to: w });
+      return 'done';
+    }
+    const theirs = received.key.expose();
+    if (constantTimeEqual(mine.key.expose(), theirs)) {
+      for (const w of received.watchers)
+        if (!this.#watchers.has(w)) this.#watchers.set(w, { to: w });
+      return 'done';
+    }
+    if (mine.epoch === 1) {
+      for (const w of received.watchers)
+        if (!this.#watchers.has(w)) this.#watchers.set(w, { to: w });
+    } else {
+      const keep = new Set(received.watchers);
+      for (const w of [...this.#watchers.keys()]) if (!keep.has(w)) this.#watchers.delete(w);
+    }
+    return Buffer.compare(mine.key.expose(), theirs) < 0 ? 'rotate' : 'reply';
+  }
+
+  /**
+   * Takes note of an update this user's other device published (the server forwards it), so the
+   * next version is above it even within one clock tick. Only an update signed by a device of
+   * `siblings` (verified device list) counts: a server cannot push the version up. Returns
+   * whether it counted; the content is not opened.
+   */
+  observe(bytes: Uint8Array, siblings: ReadonlyMap<string, Uint8Array>): boolean {
+    let env: PresenceEnvelope;
+    try {
+      const parsed = parseEnvelope(bytes);
+      if (parsed.kind !== SealKind.presence) return false;
+      env = parsed;
+    } catch {
+      return false;
+    }
+    const presentity = presentityOf(this.#device);
+    const key = siblings.get(`${presentity}/${env.deviceId}`);
+    if (
+      env.presentity !== presentity ||
+      key === undefined ||
+      !verify(
+        key,
+        transcript(PRESENCE_SIGNATURE_LABEL, env.headerBytes, env.ciphertext),
+        env.signature,
+      )
+    ) {
+      return false;
+    }
+    this.#version = Math.max(this.#version, env.presenceVersion);
+    return true;
+  }
+
+  /** A publisher for `device` that starts from a sibling's state (checked as in {@link merge}). */
+  static fromSibling(
+    device: SealDevice,
+    received: ReceivedPresenceSync,
+    siblings: ReadonlyMap<string, Uint8Array>,
+  ): PresencePublisher {
+    checkSibling(device, received, siblings);
+    const p = new PresencePublisher(
+      device,
+      { epoch: received.epoch, key: new SecretBytes(Uint8Array.from(received.key.expose())) },
+      received.version,
+    );
+    for (const w of received.watchers) p.#watchers.set(w, { to: w });
+    return p;
   }
 
   /** The publisher state as versioned CBOR (the key included: store it encrypted at rest). */

@@ -7,12 +7,18 @@
  * - the local provider (SCRAM-SHA-256-PLUS and SCRAM-SHA-256 over the accounts file);
  * - the LDAP provider (PLAIN, RFC 4616, checked by binding to the directory as the user over
  *   LDAPS or StartTLS), with its service-account password read from the `{ file }` or `{ env }`
- *   reference the trust configuration allows (never inline);
- * - the Kerberos provider (GS2-KRB5, RFC 5801) with the service keytab and realm of the
- *   configuration.
+ *   reference the trust configuration allows (never inline); with `scramAttribute` also
+ *   SCRAM-SHA-256(-PLUS) over RFC 5803 verifiers read from the directory (the directory holds
+ *   verifiers, so the server never sees a password);
+ * - the Kerberos provider (GS2-KRB5, RFC 5801; GS2-KRB5-PLUS with tls-exporter channel binding
+ *   when impp's native GSS addon is built) with the service keytab and realm of the configuration;
+ * - the PKI provider (EXTERNAL, RFC 4422 appendix A) over TLS client certificates: the
+ *   configuration's trust anchors (and CRLs) go to Node's TLS layer, which validates the chain
+ *   ({@link ConfiguredAuthenticator.clientCertificates}); the provider then maps the verified
+ *   certificate's subject alternative name to an address of the domain.
  *
- * PKI and custom providers exist as libraries in src/auth but are not wired here yet:
- * a configuration that needs them is refused at start with a clear message rather than started
+ * Custom providers exist as a library interface in src/auth but are not loaded here yet: a
+ * configuration that needs them is refused at start with a clear message rather than started
  * without the mechanisms it asks for.
  */
 import { readFileSync } from 'node:fs';
@@ -34,8 +40,10 @@ import {
 import { gs2Krb5Server } from '../auth/kerberos/gs2-krb5.js';
 import { kerberosProvider, type KerberosProviderConfig } from '../auth/kerberos/provider.js';
 import { ldapProvider, type LdapProviderConfig } from '../auth/ldap/provider.js';
+import { externalServer } from '../auth/pki/external.js';
+import { pkiProvider, type PkiProviderConfig } from '../auth/pki/provider.js';
 import { SecretBytes, hkdfSha256, type SigningKeyPair } from '../crypto/index.js';
-import { ImppError } from '../errors.js';
+import { ImppError, isImppError } from '../errors.js';
 import {
   providersForMechanism,
   type AuthMechanismName,
@@ -47,8 +55,22 @@ import {
 /** What {@link authenticatorFromConfig} returns. */
 export interface ConfiguredAuthenticator {
   readonly authenticator: Authenticator;
+  /**
+   * Set when a PKI provider is wired (EXTERNAL): the TLS listeners must ask clients for a
+   * certificate and validate its chain against these anchors (PEM) and CRLs. Pass it to
+   * `ImppServer` as `clientCertificates`.
+   */
+  readonly clientCertificates?: ClientCertificateTrust;
   /** Closes the providers (the accounts database). */
   close(): Promise<void>;
+}
+
+/** The trust anchors (and CRLs) Node's TLS validates client certificate chains against. */
+export interface ClientCertificateTrust {
+  /** PEM CA certificates: the accepted issuers of client certificates. */
+  readonly ca: readonly string[];
+  /** PEM CRLs of those CAs, when revocation is by CRL. */
+  readonly crl?: readonly string[];
 }
 
 /** Where secret references of the configuration are looked up. */
@@ -79,14 +101,10 @@ function serverSecret(domainKey: SigningKeyPair): SecretBytes {
 /** The provider types `impp serve` can run, and the mechanisms each answers here. */
 const WIRED: Readonly<Partial<Record<ProviderConfig['type'], readonly AuthMechanismName[]>>> = {
   local: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
-  ldap: ['PLAIN'],
-  kerberos: ['GS2-KRB5'],
-};
-
-/** Why a mechanism cannot be served, for the start-up message. */
-const NOT_WIRED_WHY: Readonly<Partial<Record<AuthMechanismName, string>>> = {
-  EXTERNAL:
-    'the pki provider is not wired into impp serve yet (the TLS listener does not request client certificates)',
+  // SCRAM only with scramAttribute: the trust configuration does not pair it otherwise.
+  ldap: ['PLAIN', 'SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
+  kerberos: ['GS2-KRB5-PLUS', 'GS2-KRB5'],
+  pki: ['EXTERNAL'],
 };
 
 function configError(message: string): ImppError {
@@ -109,12 +127,11 @@ function providerFor(trust: DomainTrustConfig, mechanism: AuthMechanismName): Pr
   }
   const provider = candidates[0];
   if (provider === undefined || !(WIRED[provider.type] ?? []).includes(mechanism)) {
-    const why =
-      NOT_WIRED_WHY[mechanism] ??
-      `a ${provider?.type ?? 'matching'} provider is not wired into impp serve yet`;
+    const why = `a ${provider?.type ?? 'matching'} provider is not wired into impp serve yet`;
     throw configError(
       `${where} needs a provider that impp serve cannot run yet: ${why} ` +
-        '(wired: local for SCRAM-SHA-256-PLUS and SCRAM-SHA-256, ldap for PLAIN, kerberos for GS2-KRB5)',
+        '(wired: local for SCRAM-SHA-256-PLUS and SCRAM-SHA-256, ldap for PLAIN and, with ' +
+        'scramAttribute, SCRAM, kerberos for GS2-KRB5-PLUS and GS2-KRB5, pki for EXTERNAL)',
     );
   }
   return provider;
@@ -210,6 +227,58 @@ function ldapOptions(
     ...(p.caBundle === undefined
       ? {}
       : { caPem: readAnchors(p.caBundle, sources, `${where}.caBundle`) }),
+    ...(p.scramAttribute === undefined ? {} : { scramAttribute: p.scramAttribute }),
+    ...(p.disabledFilter === undefined ? {} : { disabledFilter: p.disabledFilter }),
+  };
+}
+
+/** Reads one file of the configuration (a CRL), naming only where it was looked for. */
+function readConfigFile(path: string, sources: Sources, where: string): string {
+  try {
+    return readFileSync(pathOf(path, sources, where), 'utf8');
+  } catch (e) {
+    if (isImppError(e)) throw e;
+    throw new ImppError('ERR_CONFIG_INVALID', `${where}: cannot read the file`, { cause: e });
+  }
+}
+
+/**
+ * The PKI provider options and the TLS trust for a trust configuration entry. Revocation must be
+ * something the server really does: `crl` needs the CRL files (they go both to Node's TLS and to
+ * the provider, which refuses logins once a CRL is past its nextUpdate); `ocsp` is not
+ * implemented and is refused rather than ignored.
+ */
+function pkiOptions(
+  p: Extract<ProviderConfig, { type: 'pki' }>,
+  sources: Sources,
+): { readonly config: PkiProviderConfig; readonly trust: ClientCertificateTrust } {
+  const where = `trust.authentication.providers[${p.id}]`;
+  const crlPaths = p.crlPaths ?? [];
+  if (p.revocation === 'ocsp') {
+    throw configError(
+      `${where}.revocation: ocsp is not supported by impp serve; use crl with crlPaths, or none`,
+    );
+  }
+  if (p.revocation === 'crl' && crlPaths.length === 0) {
+    throw configError(
+      `${where}.crlPaths: revocation is crl (the default) but no CRL file is listed; ` +
+        'list the CA’s CRL files, or set revocation: none',
+    );
+  }
+  if (p.revocation === 'none' && crlPaths.length > 0) {
+    throw configError(`${where}.crlPaths: set revocation: crl to use them`);
+  }
+  const ca = readAnchors(p.trustAnchors, sources, `${where}.trustAnchors`);
+  const crl = crlPaths.map((path, i) => readConfigFile(path, sources, `${where}.crlPaths[${i}]`));
+  return {
+    config: {
+      name: p.id,
+      caPem: ca,
+      ...(crl.length === 0 ? {} : { crlPem: crl }),
+      sanRules:
+        p.addressFrom === 'san-uri' ? [{ type: 'uri', prefix: 'im:' }] : [{ type: 'email' }],
+    },
+    trust: { ca: [ca], ...(crl.length === 0 ? {} : { crl }) },
   };
 }
 
@@ -255,6 +324,8 @@ function providerPlugin(
     readonly accountsDbPath: string;
     readonly iterations: number;
     readonly sources: Sources;
+    /** Receives the TLS trust of a PKI provider. */
+    readonly onClientCertificates: (trust: ClientCertificateTrust) => void;
   },
 ): () => ProviderPlugin {
   switch (p.type) {
@@ -273,6 +344,12 @@ function providerPlugin(
       const plugin = kerberosProvider(kerberosOptions(p, options.sources));
       return () => plugin;
     }
+    case 'pki': {
+      const { config, trust } = pkiOptions(p, options.sources);
+      const plugin = pkiProvider(config);
+      options.onClientCertificates(trust);
+      return () => plugin;
+    }
     default:
       // providerFor only lets wired types through.
       throw configError(`trust.authentication.providers[${p.id}]: ${p.type} is not wired`);
@@ -287,11 +364,13 @@ function mechanismPlugin(mechanism: AuthMechanismName): MechanismPlugin {
       return scramServer({ plus: false });
     case 'PLAIN':
       return plainServer();
+    case 'GS2-KRB5-PLUS':
+      // RFC 5801 §5 with tls-exporter (RFC 9266); registration fails without the native addon.
+      return gs2Krb5Server({ plus: true });
     case 'GS2-KRB5':
-      // RFC 5801 without channel binding: the trust configuration has no GS2-KRB5-PLUS name.
       return gs2Krb5Server();
-    default:
-      throw configError(`trust.authentication.mechanisms: ${mechanism} is not wired`);
+    case 'EXTERNAL':
+      return externalServer();
   }
 }
 
@@ -330,6 +409,17 @@ export async function authenticatorFromConfig(options: {
   }));
   // Providers are built (and their secrets read) before anything is opened.
   const providers = new Map<string, () => ProviderPlugin>();
+  let clientCertificates: ClientCertificateTrust | undefined;
+  const onClientCertificates = (trust: ClientCertificateTrust): void => {
+    // Several PKI providers would each need their own mechanism, which the config cannot
+    // express (one provider per mechanism); merging anchors here keeps that rule simple.
+    clientCertificates = {
+      ca: [...(clientCertificates?.ca ?? []), ...trust.ca],
+      ...(trust.crl === undefined && clientCertificates?.crl === undefined
+        ? {}
+        : { crl: [...(clientCertificates?.crl ?? []), ...(trust.crl ?? [])] }),
+    };
+  };
   for (const { provider } of chosen) {
     if (!providers.has(provider.id)) {
       providers.set(
@@ -338,6 +428,7 @@ export async function authenticatorFromConfig(options: {
           accountsDbPath: options.accountsDbPath,
           iterations: trust.policy.scram.iterations,
           sources,
+          onClientCertificates,
         }),
       );
     }
@@ -351,7 +442,19 @@ export async function authenticatorFromConfig(options: {
     serverSecret: serverSecret(options.domainKey),
   });
   try {
-    for (const { mechanism } of chosen) registry.registerMechanism(mechanismPlugin(mechanism));
+    for (const { mechanism } of chosen) {
+      try {
+        registry.registerMechanism(mechanismPlugin(mechanism));
+      } catch (e) {
+        // GS2-KRB5-PLUS without the native addon: a start-up error that says what to install.
+        if (!isImppError(e, 'ERR_AUTH_PROVIDER_UNAVAILABLE')) throw e;
+        throw new ImppError(
+          'ERR_CONFIG_INVALID',
+          `trust.authentication.mechanisms: ${mechanism}: ${e.message}`,
+          { cause: e },
+        );
+      }
+    }
     for (const open of providers.values()) await registry.registerProvider(open());
     const limits = trust.policy.rateLimits;
     const policy = makeAuthPolicy(trust.domain, bindings, {
@@ -364,7 +467,11 @@ export async function authenticatorFromConfig(options: {
       },
     });
     const authenticator = new Authenticator(registry, policy, { audit: options.audit });
-    return { authenticator, close: () => registry.close() };
+    return {
+      authenticator,
+      ...(clientCertificates === undefined ? {} : { clientCertificates }),
+      close: () => registry.close(),
+    };
   } catch (error) {
     await registry.close();
     throw error;

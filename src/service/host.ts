@@ -5,6 +5,7 @@
 import type { Authenticator } from '../auth/server.js';
 import type { SigningKeyPair } from '../crypto/index.js';
 import type { KeyLog } from '../trust/keylog/log.js';
+import type { RequestAdmission } from './admission.js';
 import type { ServerDefences } from './defences.js';
 import type { ServiceStore } from './store/types.js';
 
@@ -18,6 +19,8 @@ export interface RoutablePeer {
   pushSubscription(presentity: string, watcher: string, state: string): void;
   /** Another connection bound the same device: give way. */
   replaced(): void;
+  /** The device was revoked or its account changed: close with this reason (T21). */
+  revoked(reason: string): void;
 }
 
 /** The server as its sessions see it. */
@@ -32,6 +35,8 @@ export interface SessionHost {
   readonly now: () => number;
   /** Token bucket for costly requests (bundle and key-log fetches) per session. */
   readonly costlyRequests: { readonly rate: number; readonly burst: number };
+  /** Server-wide bound on pipelined requests (SEND, ACK) in flight (./admission.ts). */
+  readonly admission: RequestAdmission;
   /** The defences in force (all on, except in the threat suite's own tests). */
   readonly defences: ServerDefences;
   /** The bound session of `user@domain/deviceId`, if online. */

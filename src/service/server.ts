@@ -11,9 +11,15 @@ import type { SigningKeyPair } from '../crypto/index.js';
 import { TlsTransportServer } from '../transport/tls-server.js';
 import type { TransportLimits } from '../transport/limits.js';
 import type { Connection, ConnectionCloseInfo } from '../transport/connection.js';
-import type { ConnectionAttemptInfo } from '../transport/server-core.js';
+import {
+  WEAKEN_TRANSPORT,
+  type ConnectionAttemptInfo,
+  type TransportServerOptions,
+} from '../transport/server-core.js';
 import { type OriginCheck, WebSocketTransportServer } from '../transport/ws-server.js';
+import { ImppError, isImppError } from '../errors.js';
 import { KeyLog } from '../trust/keylog/log.js';
+import { RequestAdmission } from './admission.js';
 import { WEAKEN_SERVER, serverDefences, type ServerDefences } from './defences.js';
 import type { RoutablePeer, SessionHost } from './host.js';
 import { SILENT_LOG, type ServiceLog } from './logging.js';
@@ -26,6 +32,16 @@ export interface ImppServerOptions {
   /** The domain this server serves (canonical form). */
   readonly domain: string;
   readonly tls: { readonly key: string | Buffer; readonly cert: string | Buffer };
+  /**
+   * Ask clients for a TLS certificate (SASL EXTERNAL): the accepted issuers (PEM) and their CRLs.
+   * Node's TLS validates the chain against exactly these anchors; a client without a certificate,
+   * or with one that does not verify, still connects (other mechanisms keep working) and EXTERNAL
+   * refuses it. Usually `clientCertificates` of `authenticatorFromConfig`. Default: not asked.
+   */
+  readonly clientCertificates?: {
+    readonly ca: readonly string[];
+    readonly crl?: readonly string[];
+  };
   readonly store: ServiceStore;
   readonly authenticator: Authenticator;
   /** The domain's Ed25519 key: signs enrolment statements. */
@@ -46,9 +62,38 @@ export interface ImppServerOptions {
    * PROTOCOL_LIMITS.costlyRequestRate / costlyRequestBurst.
    */
   readonly costlyRequests?: { readonly rate: number; readonly burst: number };
+  /**
+   * Most pipelined requests (SEND, ACK) in flight across all sessions; past it, sessions stop
+   * reading until a slot frees (src/service/admission.ts). Default
+   * {@link DEFAULT_MAX_PIPELINED_REQUESTS}.
+   */
+  readonly maxPipelinedRequests?: number;
+  /**
+   * How often (ms) the server asks the providers which accounts changed (password, disabled),
+   * possibly by another process such as `impp user passwd`, and ends the sessions that
+   * authenticated before the change (T21). Bounds how long such a session survives. Default
+   * {@link ACCOUNT_RECHECK_MS}.
+   */
+  readonly accountRecheckMs?: number;
   /** Test-only (src/service/defences.ts): defences to switch off. Unreachable from the CLI. */
   readonly [WEAKEN_SERVER]?: Partial<ServerDefences>;
 }
+
+/**
+ * Default of {@link ImppServerOptions.maxPipelinedRequests}: enough for a few hundred busy
+ * sessions to fill large commit batches, small enough that one batch stays a few ms of work.
+ */
+export const DEFAULT_MAX_PIPELINED_REQUESTS = 2048;
+
+/** Default of {@link ImppServerOptions.accountRecheckMs}. */
+export const ACCOUNT_RECHECK_MS = 1000;
+
+/**
+ * Each poll asks for changes since the previous poll minus this much, so a change whose row
+ * became visible late (another process's commit) or that raced an exchange still in progress
+ * (the pre-authentication time-out is 30 s) is seen again; ending is idempotent.
+ */
+const ACCOUNT_CHANGE_LOOKBACK_MS = 60_000;
 
 /** Where a listener listens; binds 127.0.0.1 unless told otherwise. */
 export interface ImppListenOptions {
@@ -103,6 +148,7 @@ export class ImppServer implements SessionHost {
   readonly keyLog: KeyLog;
   readonly now: () => number;
   readonly costlyRequests: { readonly rate: number; readonly burst: number };
+  readonly admission: RequestAdmission;
   readonly defences: ServerDefences;
   readonly #options: ImppServerOptions;
   readonly #log: ServiceLog;
@@ -115,6 +161,9 @@ export class ImppServer implements SessionHost {
   readonly #sessions = new Map<DeviceSession, number>();
   /** Connection ids for logs: a counter, so that log lines of one connection can be grouped. */
   #nextConnectionId = 1;
+  readonly #accountTimer: NodeJS.Timeout;
+  #accountsSince: number;
+  #checkingAccounts = false;
 
   constructor(options: ImppServerOptions) {
     this.#options = options;
@@ -134,22 +183,73 @@ export class ImppServer implements SessionHost {
       rate: PROTOCOL_LIMITS.costlyRequestRate,
       burst: PROTOCOL_LIMITS.costlyRequestBurst,
     };
+    this.admission = new RequestAdmission(
+      options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS,
+    );
     this.defences = serverDefences(options[WEAKEN_SERVER]);
     this.keyLog = new KeyLog({ domain: options.domain, storage: options.store.keyLog });
     this.#transport = new TlsTransportServer(this.#transportOptions());
     this.#watch(this.#transport);
+    this.#accountsSince = this.now() - ACCOUNT_CHANGE_LOOKBACK_MS;
+    this.#accountTimer = setInterval(() => {
+      void this.#endChangedAccounts();
+    }, options.accountRecheckMs ?? ACCOUNT_RECHECK_MS);
+    this.#accountTimer.unref();
   }
 
-  #transportOptions(): {
-    key: string | Buffer;
-    cert: string | Buffer;
-    limits?: Partial<TransportLimits>;
-  } {
+  /**
+   * Ends every session of an account whose credential or state changed after the session began
+   * authenticating (security model §6.3, T21). Polling the providers rather than being told
+   * covers changes made by another process (`impp user passwd|disable` writes the accounts
+   * file); a session outlives such a change by at most one interval plus one lookup.
+   */
+  async #endChangedAccounts(): Promise<void> {
+    if (this.#checkingAccounts) return;
+    this.#checkingAccounts = true;
+    const startedAt = this.now();
+    try {
+      const changes = await this.authenticator.changedAccounts(this.#accountsSince);
+      this.#accountsSince = startedAt - ACCOUNT_CHANGE_LOOKBACK_MS;
+      if (changes.length === 0 || this.#sessions.size === 0) return;
+      const changedAt = new Map<string, number>();
+      for (const c of changes)
+        changedAt.set(c.address, Math.max(c.changedAt, changedAt.get(c.address) ?? 0));
+      for (const session of this.#sessions.keys()) {
+        const address = session.address;
+        const began = session.authStartedAt;
+        if (address === undefined || began === undefined) continue;
+        const at = changedAt.get(address);
+        if (at === undefined || at < began) continue;
+        if (!this.defences.endSessionsOnRevocation) continue;
+        this.#log.info({ conn: this.#sessions.get(session), address }, 'session.ended');
+        session.revoked('the account changed (password or disabled): authenticate again');
+      }
+    } catch (e) {
+      this.#log.warn({ code: isImppError(e) ? e.code : 'ERR_STORAGE' }, 'accounts.check.failed');
+    } finally {
+      this.#checkingAccounts = false;
+    }
+  }
+
+  #transportOptions(): TransportServerOptions {
     const o = this.#options;
+    const certs = o.clientCertificates;
+    if (certs?.ca.length === 0) {
+      // An empty list would make Node fall back to its public root store for client chains.
+      throw new ImppError('ERR_CONFIG_INVALID', 'clientCertificates.ca lists no CA certificate');
+    }
     return {
       key: o.tls.key,
       cert: o.tls.cert,
+      ...(certs === undefined
+        ? {}
+        : {
+            requestClientCert: true,
+            ca: certs.ca,
+            ...(certs.crl === undefined || certs.crl.length === 0 ? {} : { crl: certs.crl }),
+          }),
       ...(o.limits === undefined ? {} : { limits: o.limits }),
+      ...(this.defences.tls13Only ? {} : { [WEAKEN_TRANSPORT]: { tls13Only: false } }),
     };
   }
 
@@ -212,6 +312,7 @@ export class ImppServer implements SessionHost {
    * store stays open: its owner closes it (after this resolves, so queued writes are flushed).
    */
   async close(): Promise<void> {
+    clearInterval(this.#accountTimer);
     await Promise.all([this.#transport.close(), this.#websocket?.close()]);
     for (const s of this.#sessions.keys()) s.connection.close();
   }

@@ -8,7 +8,6 @@ import type { AuthSession, SessionOutcome } from '../auth/server.js';
 import type { AuthResult, ChannelInfo } from '../auth/types.js';
 import { randomBytes } from '../crypto/index.js';
 import { ImppError, isImppError } from '../errors.js';
-import { readEnvelopeHeader } from '../seal/header.js';
 import type { CborValue } from '../transport/cbor-strict.js';
 import type { Connection } from '../transport/connection.js';
 import type { Frame } from '../transport/frame-codec.js';
@@ -37,6 +36,7 @@ import {
 } from './protocol.js';
 import type { RoutablePeer, SessionHost } from './host.js';
 import type { OneTimePrekey, SubscriptionAction } from './store/types.js';
+import { readServiceHeader } from './store/validate.js';
 
 type Phase = 'auth' | 'bind' | 'ready' | 'closed';
 
@@ -69,6 +69,10 @@ export class DeviceSession implements RoutablePeer {
   #flushing = false;
   #flushAgain = false;
   #lastSeq = 0;
+  /** When this connection began authenticating: account changes from then on end it (T21). */
+  #authStartedAt: number | undefined;
+  /** SENDs queue here so a lookup before the enqueue keeps their order (see #sendObject). */
+  #sendOrder: Promise<unknown> = Promise.resolve();
   readonly #channel: ChannelInfo;
   readonly #costly: TokenBucket;
   /** Pipelined SEND/ACK requests not answered yet. */
@@ -78,6 +82,9 @@ export class DeviceSession implements RoutablePeer {
     private readonly server: SessionHost,
     readonly connection: Connection,
   ) {
+    // A client certificate (asked for only when EXTERNAL is configured) reaches the
+    // mechanisms with Node's verdict on its chain; EXTERNAL refuses one that did not verify.
+    const peer = connection.peerCertificate();
     this.#channel = {
       secure: true,
       tlsVersion: 'TLSv1.3',
@@ -85,6 +92,13 @@ export class DeviceSession implements RoutablePeer {
       ...(connection.remoteAddress === undefined
         ? {}
         : { remoteAddress: connection.remoteAddress }),
+      ...(peer === undefined
+        ? {}
+        : {
+            peerCertificate: new Uint8Array(peer.raw),
+            peerCertificateChain: [],
+            peerCertificateVerified: connection.peerCertificateAuthorized,
+          }),
     };
     this.#costly = new TokenBucket(server.costlyRequests.rate, server.costlyRequests.burst);
   }
@@ -100,6 +114,11 @@ export class DeviceSession implements RoutablePeer {
     return this.#address;
   }
 
+  /** When authentication began (server clock), if it has. */
+  get authStartedAt(): number | undefined {
+    return this.#authStartedAt;
+  }
+
   start(): void {
     this.#send(ClientFrame.AUTH_OFFER, {
       mechanisms: this.server.authenticator.offer(this.#channel),
@@ -110,6 +129,12 @@ export class DeviceSession implements RoutablePeer {
   /** Another connection bound the same device: this one gives way. */
   replaced(): void {
     this.connection.close(new ImppError('ERR_CONFLICT', 'the device connected again elsewhere'));
+  }
+
+  /** The account's credential changed or the device was revoked: the session ends (T21). */
+  revoked(reason: string): void {
+    this.#phase = 'closed';
+    this.connection.close(new ImppError('ERR_NOT_AUTHORIZED', reason));
   }
 
   async #run(): Promise<void> {
@@ -143,11 +168,17 @@ export class DeviceSession implements RoutablePeer {
    */
   async #pipeline(frame: Frame): Promise<void> {
     if (this.#inFlight.size >= PIPELINE_DEPTH) await Promise.race(this.#inFlight);
+    // Past the server-wide bound, wait here: this session reads no further frames meanwhile.
+    const admission = this.server.admission;
+    const wait = admission.acquire();
+    if (wait !== undefined) await wait;
     const done: Promise<void> = this.#request(frame).then(
       () => {
+        admission.release();
         this.#inFlight.delete(done);
       },
       (e: unknown) => {
+        admission.release();
         this.#inFlight.delete(done);
         this.connection.close(
           isImppError(e) ? e : new ImppError('ERR_PROTOCOL', 'internal error in this session'),
@@ -187,7 +218,17 @@ export class DeviceSession implements RoutablePeer {
       const mechanism = text(body, 'mechanism', 20);
       const initial = body.initial;
       if (initial !== null && !(initial instanceof Uint8Array)) bad('initial', 'bytes or null');
-      this.#auth = this.server.authenticator.begin(this.#channel);
+      // Taken before the provider is asked for the credential, so a change racing the exchange
+      // counts as newer than this session (docs/protocol.md, "Ending sessions").
+      this.#authStartedAt = this.server.now();
+      const { defences } = this.server;
+      this.#auth = this.server.authenticator.begin(this.#channel, {
+        scramChannelBinding: defences.scramChannelBindingCheck,
+        rateLimit: defences.authRateLimit,
+        uniformUnknownUser: defences.uniformUnknownUser,
+        certificateChainVerified: defences.clientCertificateChainCheck,
+        certificateSingleIdentity: defences.certificateSingleIdentity,
+      });
       outcome = await this.#auth.start(mechanism, initial ?? null);
     } else if (frame.type === ClientFrame.AUTH_RESPONSE) {
       if (this.#auth === undefined)
@@ -208,6 +249,9 @@ export class DeviceSession implements RoutablePeer {
       return;
     }
     this.#result = outcome.result;
+    // The finished exchange (mechanism state, binding) is not needed again: an idle session
+    // should hold only what it routes by.
+    this.#auth = undefined;
     this.#address = formatAddress(outcome.result.principal);
     this.#nonce = randomBytes(32);
     this.#phase = 'bind';
@@ -240,7 +284,9 @@ export class DeviceSession implements RoutablePeer {
       },
       signature,
     );
-    if (!ok) throw notAuthorized('device binding signature does not verify');
+    if (!ok && this.server.defences.deviceBindingCheck) {
+      throw notAuthorized('device binding signature does not verify');
+    }
     const existing = await this.server.store.devices.get(address, deviceId);
     if (existing !== undefined) {
       if (existing.revoked) throw notAuthorized('this device was revoked');
@@ -249,7 +295,9 @@ export class DeviceSession implements RoutablePeer {
       }
     }
     this.#deviceId = deviceId;
-    this.#identityKey = identityKey;
+    // Its own 32 bytes: the decoded field is a view that would pin the whole received chunk.
+    this.#identityKey = Uint8Array.from(identityKey);
+    this.#nonce = undefined;
     this.#registered = existing !== undefined;
     this.#phase = 'ready';
     this.server.bound(`${address}/${deviceId}`, this);
@@ -297,7 +345,9 @@ export class DeviceSession implements RoutablePeer {
             await this.connection.drained();
           }
         }
-        if (batch.length === 0 && !this.#takeFlushAgain()) return;
+        // A short page was everything committed when it was read; whatever commits later calls
+        // flush() again (which sets #flushAgain while this runs), so no second, empty read.
+        if (batch.length < PROTOCOL_LIMITS.deliverBatch && !this.#takeFlushAgain()) return;
       }
     } finally {
       this.#flushing = false;
@@ -484,11 +534,37 @@ export class DeviceSession implements RoutablePeer {
       storedAt: this.server.now(),
     });
     if (!stored) throw new ImppError('ERR_CONFLICT', 'a newer device list is already stored');
+    // A device on the previous list and not on this one was removed by its owner: revoked, its
+    // queue and prekeys deleted, its live session ended (security model §6.3, T21, T42).
+    const kept = new Set(update.list.devices.map((d) => d.deviceId));
+    const removed =
+      previous === undefined
+        ? []
+        : decodeDeviceList(previous.bytes).devices.filter((d) => !kept.has(d.deviceId));
+    for (const { deviceId } of removed) {
+      if (this.server.defences.revokedDeviceRouting) {
+        await store.devices.revoke(address, deviceId, this.server.now());
+      }
+      if (this.server.defences.endSessionsOnRevocation) {
+        this.server.online(`${address}/${deviceId}`)?.revoked('this device was revoked');
+      }
+    }
     return { counter: update.list.counter };
+  }
+
+  /**
+   * Whether `address` denied this session's user. Such a user gets the answers of a user who
+   * does not exist: no devices, no bundles, no delivery, an undecided subscription (T13).
+   */
+  async #deniedBy(address: string): Promise<boolean> {
+    const me = this.#address as string;
+    if (address === me || !this.server.defences.uniformBlockedAnswers) return false;
+    return (await this.server.store.subscriptions.get(address, me))?.state === 'denied';
   }
 
   async #getDevices(body: Body): Promise<Body> {
     const address = this.#localAddress(body, 'address');
+    if (await this.#deniedBy(address)) return { deviceList: null, devices: [] };
     const store = this.server.store;
     const listed = await store.deviceLists.latest(address);
     const devices = await store.devices.list(address);
@@ -504,6 +580,7 @@ export class DeviceSession implements RoutablePeer {
 
   async #getBundles(body: Body): Promise<Body> {
     const address = this.#localAddress(body, 'address');
+    if (await this.#deniedBy(address)) return { bundles: [] };
     const store = this.server.store;
     const bundles: CborValue[] = [];
     for (const d of await store.devices.list(address)) {
@@ -540,7 +617,7 @@ export class DeviceSession implements RoutablePeer {
 
   async #sendObject(body: Body): Promise<Body> {
     const object = bytes(body, 'object', 1, PROTOCOL_LIMITS.maxObjectBytes);
-    const header = readEnvelopeHeader(object);
+    const header = readServiceHeader(object);
     if (header.kind === 'presence')
       bad('object', 'a message or key-distribution object (use PUBLISH)');
     const to = parseDeviceAddress(header.recipientDevice);
@@ -551,13 +628,26 @@ export class DeviceSession implements RoutablePeer {
       );
     }
     const recipient = `${formatAddress(to.address)}/${to.deviceId}`;
-    const outcome = await this.server.store.queue.enqueue({
-      id: header.messageId,
-      recipientDevice: recipient,
-      kind: header.kind,
-      bytes: object,
-      receivedAt: this.server.now(),
-    });
+    // The denial lookup comes before the enqueue, so SENDs of this session take turns through
+    // #sendOrder: each reaches the store in frame order, as pipelining needs (#pipeline). The
+    // enqueue's promise is wrapped so the next SEND does not wait for this one's commit.
+    const turn = this.#sendOrder
+      .then(() => this.#deniedBy(formatAddress(to.address)))
+      .then((denied) => {
+        // The store's own answer for a device that is not registered, word for word.
+        if (denied) throw new ImppError('ERR_NOT_FOUND', 'recipient device is not registered');
+        return {
+          enqueued: this.server.store.queue.enqueue({
+            id: header.messageId,
+            recipientDevice: recipient,
+            kind: header.kind,
+            bytes: object,
+            receivedAt: this.server.now(),
+          }),
+        };
+      });
+    this.#sendOrder = turn.catch(() => undefined);
+    const outcome = await (await turn).enqueued;
     if (outcome.status === 'stored') {
       // Stored (durably, per the store's commit) before the sender hears "ok".
       // A failed push is not the sender's problem: the object stays queued for the next login.
@@ -571,10 +661,11 @@ export class DeviceSession implements RoutablePeer {
 
   #ownQueue(body: Body): string {
     const device = this.device as string;
-    if (body.device !== undefined && text(body, 'device', MAX_ADDRESS) !== device) {
+    const asked = body.device === undefined ? device : text(body, 'device', MAX_ADDRESS);
+    if (asked !== device && this.server.defences.ownershipChecks) {
       throw notAuthorized('a device reads and acknowledges only its own queue');
     }
-    return device;
+    return asked;
   }
 
   async #ack(body: Body): Promise<Body> {
@@ -609,7 +700,16 @@ export class DeviceSession implements RoutablePeer {
     const state = record?.state ?? 'none';
     for (const s of this.server.onlineOf(presentity))
       s.pushSubscription(presentity, watcher, state);
-    return { state };
+    return { state: this.#asWatcherSees(state, action) };
+  }
+
+  /**
+   * A denial is never shown to the watcher (T13): its request stays `pending`, as one to a user
+   * who does not exist does, and withdrawing it gives `none`.
+   */
+  #asWatcherSees(state: string, action?: SubscriptionAction): string {
+    if (state !== 'denied' || !this.server.defences.uniformBlockedAnswers) return state;
+    return action === 'cancel' ? 'none' : 'pending';
   }
 
   async #decide(body: Body): Promise<Body> {
@@ -629,8 +729,10 @@ export class DeviceSession implements RoutablePeer {
     const state = record?.state ?? 'none';
     const latest =
       state === 'approved' ? await this.server.store.presence.latest(presentity) : undefined;
+    // A denied watcher hears nothing (T13): its request looks undecided, as to a missing user.
+    const tell = this.#asWatcherSees(state) === state;
     for (const s of this.server.onlineOf(watcher)) {
-      s.pushSubscription(presentity, watcher, state);
+      if (tell) s.pushSubscription(presentity, watcher, state);
       if (latest !== undefined) s.pushPresence(latest.bytes);
     }
     return { state };
@@ -643,13 +745,16 @@ export class DeviceSession implements RoutablePeer {
     const subscriptions = await store.subscriptions.listForWatcher(me);
     return {
       watchers: watchers.map((w) => ({ watcher: w.watcher, state: w.state })),
-      subscriptions: subscriptions.map((s) => ({ presentity: s.presentity, state: s.state })),
+      subscriptions: subscriptions.map((s) => ({
+        presentity: s.presentity,
+        state: this.#asWatcherSees(s.state),
+      })),
     };
   }
 
   async #publish(body: Body): Promise<Body> {
     const object = bytes(body, 'object', 1, PROTOCOL_LIMITS.maxObjectBytes);
-    const header = readEnvelopeHeader(object);
+    const header = readServiceHeader(object);
     if (header.kind !== 'presence') bad('object', 'a presence object');
     const me = this.#address as string;
     if (header.presentity !== me || header.deviceId !== this.#deviceId) {
@@ -664,7 +769,7 @@ export class DeviceSession implements RoutablePeer {
     // The same update again (a re-send after a lost answer): stored already, fanned out already.
     if (!stored) return { delivered: 0, duplicate: true };
     // Checked at each publish: a watcher revoked a moment ago gets nothing from here on.
-    const watchers = await this.server.store.subscriptions.approvedWatchers(me);
+    const watchers = await this.#fanOutSet(me);
     let delivered = 0;
     for (const w of [...watchers, me]) {
       for (const s of this.server.onlineOf(w)) {
@@ -674,6 +779,21 @@ export class DeviceSession implements RoutablePeer {
       }
     }
     return { delivered, duplicate: false };
+  }
+
+  /** Approved watchers of `me`: the only ones a presence update goes to (T11, T12). */
+  async #fanOutSet(me: string): Promise<string[]> {
+    const subscriptions = this.server.store.subscriptions;
+    const { presenceApprovalCheck, revocationStopsFanout } = this.server.defences;
+    if (presenceApprovalCheck && revocationStopsFanout) return subscriptions.approvedWatchers(me);
+    // Only the threat suite's own tests get here (src/service/defences.ts).
+    return (await subscriptions.listForPresentity(me))
+      .filter(
+        (w) =>
+          w.state === 'approved' ||
+          (w.state === 'revoked' ? !revocationStopsFanout : !presenceApprovalCheck),
+      )
+      .map((w) => w.watcher);
   }
 
   /**

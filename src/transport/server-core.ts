@@ -14,6 +14,19 @@ import { SUPPORTED_VERSIONS } from './control.js';
 import { Emitter } from './emitter.js';
 import { type TransportLimits, resolveLimits } from './limits.js';
 
+/**
+ * @internal Test-only: the key under which the service passes {@link TransportWeakening} when a
+ * threat-suite test switches a transport defence off (src/service/defences.ts). Not exported by
+ * src/transport/index.ts.
+ */
+export const WEAKEN_TRANSPORT: unique symbol = Symbol('impp.test-only.weaken-transport');
+
+/** @internal Transport defences a test may switch off; `true` or absent means on. */
+export interface TransportWeakening {
+  /** T26: only TLS 1.3 is negotiated and served. */
+  readonly tls13Only?: boolean;
+}
+
 /** Options common to both listeners. */
 export interface TransportServerOptions {
   /** Server private key (PEM). */
@@ -22,6 +35,8 @@ export interface TransportServerOptions {
   readonly cert: string | Buffer;
   /** CA certificates for verifying client certificates (PEM). */
   readonly ca?: string | Buffer | readonly (string | Buffer)[];
+  /** CRLs (PEM) checked by the TLS layer when it verifies client certificates against `ca`. */
+  readonly crl?: string | Buffer | readonly (string | Buffer)[];
   /**
    * Ask clients for a certificate (for SASL EXTERNAL). Chains are verified against `ca`, but a
    * missing or unverified certificate does not fail the handshake: the layer above decides,
@@ -34,6 +49,8 @@ export interface TransportServerOptions {
   readonly versions?: readonly number[];
   /** Lowest version ever accepted (no downgrade below it). Default 1. */
   readonly minVersion?: number;
+  /** @internal Test-only (see {@link WEAKEN_TRANSPORT}). */
+  readonly [WEAKEN_TRANSPORT]?: TransportWeakening;
 }
 
 /** Where a listener listens. Binds 127.0.0.1 unless told otherwise. */
@@ -72,6 +89,8 @@ export abstract class TransportServerBase extends Emitter<TransportServerEvents>
   protected readonly admission: Admission;
   protected readonly versions: readonly number[];
   protected readonly minVersion: number;
+  /** TLS 1.3 only (always, except in the threat suite's T26 defence-off test). */
+  protected readonly tls13Only: boolean;
   readonly #open = new Set<Connection>();
   readonly #pending = new Set<Connection>();
   readonly #tickets = new WeakMap<Socket, AdmissionTicket>();
@@ -84,6 +103,7 @@ export abstract class TransportServerBase extends Emitter<TransportServerEvents>
     this.limits = resolveLimits(options.limits);
     this.versions = [...(options.versions ?? SUPPORTED_VERSIONS)];
     this.minVersion = options.minVersion ?? 1;
+    this.tls13Only = options[WEAKEN_TRANSPORT]?.tls13Only !== false;
     if (this.versions.length === 0 || this.versions.some((v) => !SUPPORTED_VERSIONS.includes(v))) {
       throw new ImppError(
         'ERR_CONFIG_INVALID',
@@ -244,7 +264,7 @@ export function serverTlsOptions(
   limits: TransportLimits,
   alpn: readonly string[],
 ): SecureContextOptions & {
-  minVersion: 'TLSv1.3';
+  minVersion: 'TLSv1.3' | 'TLSv1.2';
   requestCert: boolean;
   rejectUnauthorized: boolean;
   handshakeTimeout: number;
@@ -256,7 +276,10 @@ export function serverTlsOptions(
     ...(options.ca === undefined
       ? {}
       : { ca: options.ca as string | Buffer | (string | Buffer)[] }),
-    minVersion: 'TLSv1.3',
+    ...(options.crl === undefined
+      ? {}
+      : { crl: options.crl as string | Buffer | (string | Buffer)[] }),
+    minVersion: options[WEAKEN_TRANSPORT]?.tls13Only === false ? 'TLSv1.2' : 'TLSv1.3',
     requestCert: options.requestClientCert === true,
     rejectUnauthorized: false,
     handshakeTimeout: limits.handshakeTimeoutMs,

@@ -46,7 +46,10 @@ export class TlsTransportServer extends TransportServerBase {
         socket.destroy();
         return;
       }
-      if (socket.getProtocol() !== 'TLSv1.3' || socket.alpnProtocol !== IMPP_ALPN) {
+      if (
+        (this.tls13Only && socket.getProtocol() !== 'TLSv1.3') ||
+        socket.alpnProtocol !== IMPP_ALPN
+      ) {
         socket.on('error', () => undefined);
         socket.destroy();
         this.failed(

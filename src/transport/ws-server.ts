@@ -136,7 +136,7 @@ export class WebSocketTransportServer extends TransportServerBase {
       );
       return;
     }
-    if (socket.getProtocol() !== 'TLSv1.3') {
+    if (this.tls13Only && socket.getProtocol() !== 'TLSv1.3') {
       socket.destroy();
       return;
     }

@@ -189,6 +189,15 @@ function checkLabel(label: string, index: number): void {
 }
 
 /**
+ * Domains already normalized, input → canonical form. The server re-reads the same few domains
+ * in every frame (its own, above all), and UTS #46 processing dominated address parsing there.
+ * Only successful results are kept, and the function is pure, so a hit answers exactly what the
+ * full check would.
+ */
+const canonicalDomains = new Map<string, string>();
+const DOMAIN_CACHE_SIZE = 1024;
+
+/**
  * Normalizes a domain name to its canonical form: lower-case A-labels (IDNA via UTS #46),
  * no trailing dot. Accepts U-labels (`bücher.example`) and A-labels (`xn--bcher-kva.example`).
  *
@@ -199,6 +208,16 @@ function checkLabel(label: string, index: number): void {
  * ```
  */
 export function normalizeDomain(input: string): string {
+  const cached = typeof input === 'string' ? canonicalDomains.get(input) : undefined;
+  if (cached !== undefined) return cached;
+  const ascii = normalizeDomainUncached(input);
+  // Bounded: a flood of distinct names only ever costs DOMAIN_CACHE_SIZE entries.
+  if (canonicalDomains.size >= DOMAIN_CACHE_SIZE) canonicalDomains.clear();
+  canonicalDomains.set(input, ascii);
+  return ascii;
+}
+
+function normalizeDomainUncached(input: string): string {
   const raw = assertInputString(input, 'domain');
   if (raw.length === 0) invalid(`domain (after "@") is empty: ${EXPECTED}`);
   if (raw.startsWith('[')) {

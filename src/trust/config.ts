@@ -35,6 +35,7 @@ export const AUTH_MECHANISMS = [
   'SCRAM-SHA-256-PLUS',
   'SCRAM-SHA-256',
   'PLAIN',
+  'GS2-KRB5-PLUS',
   'GS2-KRB5',
   'EXTERNAL',
 ] as const;
@@ -52,17 +53,22 @@ export type ProviderType = (typeof PROVIDER_TYPES)[number];
  * Which built-in provider types can answer which mechanism. SCRAM needs stored verifiers (local);
  * PLAIN is only for providers that must see the password to check it (an LDAP bind), never for a
  * store that holds SCRAM verifiers (that would only add a weaker path to the same accounts);
- * GS2-KRB5 needs a keytab; EXTERNAL needs a CA to check the client certificate. A `custom`
- * provider declares its mechanisms itself.
+ * GS2-KRB5 (and its channel-bound -PLUS variant) needs a keytab; EXTERNAL needs a CA to check
+ * the client certificate. An LDAP provider also answers SCRAM when it names the attribute holding
+ * RFC 5803 verifiers (`scramAttribute`, see {@link mechanismsOf}). A `custom` provider declares
+ * its mechanisms itself.
  */
 const BUILTIN_PROVIDER_MECHANISMS: Readonly<
   Record<Exclude<ProviderType, 'custom'>, readonly AuthMechanismName[]>
 > = {
   local: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
   ldap: ['PLAIN'],
-  kerberos: ['GS2-KRB5'],
+  kerberos: ['GS2-KRB5-PLUS', 'GS2-KRB5'],
   pki: ['EXTERNAL'],
 };
+
+/** What an LDAP provider answers in addition to PLAIN when it reads RFC 5803 SCRAM verifiers. */
+const LDAP_SCRAM_MECHANISMS: readonly AuthMechanismName[] = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'];
 
 /** RFC 7677 §4: the iteration count of SCRAM-SHA-256 must be at least 4096. */
 export const MIN_SCRAM_ITERATIONS = 4096;
@@ -235,8 +241,44 @@ const ldapProvider = z
       .optional(),
     caBundle: trustAnchors.optional(),
     timeoutMs: z.int().min(100).max(60_000).default(5000),
+    /**
+     * The attribute holding SCRAM-SHA-256 verifiers in the RFC 5803 `authPassword` format (e.g.
+     * `authPassword`). With it the provider also answers SCRAM-SHA-256(-PLUS); reading it needs
+     * the service account (`bind`).
+     */
+    scramAttribute: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{0,63}(;[A-Za-z0-9-]{1,64})*$/, {
+        error: 'must be an LDAP attribute description like authPassword',
+      })
+      .optional(),
+    /**
+     * An LDAP filter that matches DISABLED user entries, checked on each login, e.g.
+     * `(pwdAccountLockedTime=*)` (OpenLDAP ppolicy) or
+     * `(userAccountControl:1.2.840.113556.1.4.803:=2)` (Active Directory).
+     */
+    disabledFilter: z.string().min(3).max(4096).optional(),
   })
   .superRefine((p, ctx) => {
+    if (p.scramAttribute !== undefined && p.bind === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['scramAttribute'],
+        message: 'needs bind (a service account) to read the verifiers',
+      });
+    }
+    // A PLAIN login binds as the user, so the directory itself refuses a locked account; a SCRAM
+    // login never binds as the user, so without this filter a disabled account could log in.
+    if (p.scramAttribute !== undefined && p.disabledFilter === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['disabledFilter'],
+        message:
+          'is needed with scramAttribute (SCRAM logins do not bind as the user, so the directory ' +
+          'cannot refuse a locked account): e.g. (pwdAccountLockedTime=*) or ' +
+          '(userAccountControl:1.2.840.113556.1.4.803:=2)',
+      });
+    }
     // The provider verifies passwords with an LDAP bind: on ldap:// without StartTLS the
     // password would cross the network in clear.
     if (ldapProtocolOf(p.url) !== 'ldaps:' && !p.startTls) {
@@ -384,7 +426,10 @@ function refuseDuplicates(
 
 /** The mechanisms a provider can answer. */
 function mechanismsOf(p: z.output<typeof provider>): readonly AuthMechanismName[] {
-  return p.type === 'custom' ? p.mechanisms : BUILTIN_PROVIDER_MECHANISMS[p.type];
+  if (p.type === 'custom') return p.mechanisms;
+  if (p.type === 'ldap' && p.scramAttribute !== undefined)
+    return [...LDAP_SCRAM_MECHANISMS, ...BUILTIN_PROVIDER_MECHANISMS.ldap];
+  return BUILTIN_PROVIDER_MECHANISMS[p.type];
 }
 
 /**
@@ -418,14 +463,20 @@ export const domainTrustConfigSchema = z
 
     // Preference order must not rank SCRAM without channel binding above SCRAM-PLUS (RFC 5802
     // §6: the channel-bound variant is what detects a man in the middle).
-    const plus = mechs.indexOf('SCRAM-SHA-256-PLUS');
-    const plain = mechs.indexOf('SCRAM-SHA-256');
-    if (plus >= 0 && plain >= 0 && plain < plus) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['authentication', 'mechanisms', plain],
-        message: 'SCRAM-SHA-256 must come after SCRAM-SHA-256-PLUS in the preference order',
-      });
+    // The same for GS2-KRB5 (RFC 5801 §5: -PLUS binds the ticket to this TLS channel).
+    for (const [bound, unbound] of [
+      ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
+      ['GS2-KRB5-PLUS', 'GS2-KRB5'],
+    ] as const) {
+      const plus = mechs.indexOf(bound);
+      const plain = mechs.indexOf(unbound);
+      if (plus >= 0 && plain >= 0 && plain < plus) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['authentication', 'mechanisms', plain],
+          message: `${unbound} must come after ${bound} in the preference order`,
+        });
+      }
     }
 
     mechs.forEach((m, i) => {

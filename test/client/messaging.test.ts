@@ -3,7 +3,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReceivedMessage } from '../../src/client/client.js';
+import type { MissingMessagesEvent, ReceivedMessage } from '../../src/client/client.js';
 import { type Env, next, quiet, startEnv } from '../service/harness.js';
 
 let env: Env;
@@ -154,5 +154,39 @@ describe('pipelined sends', () => {
     expect(new Set(received).size).toBe(texts.length);
     expect([...received].sort()).toEqual(texts);
     expect((await env.store.queue.usage('bob@example.org/phone')).count).toBe(0);
+  });
+});
+
+describe('missing messages (docs/security-model.md T05)', () => {
+  it('the client raises a missing-messages event', async () => {
+    // Its own server: the test deletes from the queue, as a server that drops a message would.
+    const own = await startEnv();
+    try {
+      const alice = own.client('alice', 'laptop');
+      const bob = own.client('bob', 'phone');
+      await alice.connect();
+      await bob.connect();
+      const missing: MissingMessagesEvent[] = [];
+      bob.on('missingMessages', (m) => missing.push(m));
+      const first = next<ReceivedMessage>(bob, 'message');
+      await alice.sendMessage('bob@example.org', 'one');
+      await first;
+      await bob.close();
+      for (const text of ['two', 'three', 'four']) await alice.sendMessage('bob@example.org', text);
+      const queued = await own.store.queue.pending('bob@example.org/phone');
+      expect(queued).toHaveLength(3);
+      await own.store.queue.acknowledge('bob@example.org/phone', [queued[1]!.id]); // dropped
+      const again = own.client('bob', 'phone');
+      const got = collect(again);
+      again.on('missingMessages', (m) => missing.push(m));
+      await again.connect();
+      for (let i = 0; i < 100 && got.length < 2; i++) await quiet(20);
+      expect(got.map((m) => m.text)).toEqual(['two', 'four']);
+      expect(missing).toEqual([
+        { contact: 'alice@example.org', device: 'alice@example.org/laptop', count: 1 },
+      ]);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -188,12 +188,124 @@ describe('authenticatorFromConfig', () => {
     ).toContain('set clockskew in krb5.conf');
   });
 
-  it('refuses PKI and custom providers with a start-up message naming the reason', async () => {
-    const pki = trustWith(
-      ['EXTERNAL'],
-      [{ type: 'pki', id: 'pki', trustAnchors: { path: join(dir, 'ca.pem') } }],
+  it('wires a PKI provider for EXTERNAL and hands its CA and CRL to the TLS listeners', async () => {
+    const { createCa, createCrl } = await import('../infra/certs.js');
+    const ca = await createCa();
+    writeFileSync(join(dir, 'pki-ca.pem'), ca.certPem);
+    writeFileSync(join(dir, 'pki.crl.pem'), await createCrl(ca, []));
+    const pki = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      type: 'pki',
+      id: 'pki',
+      trustAnchors: { path: 'pki-ca.pem' },
+      ...extra,
+    });
+    const configured = await build(
+      trustWith(
+        ['EXTERNAL', 'SCRAM-SHA-256-PLUS'],
+        [pki({ crlPaths: ['pki.crl.pem'] }), { type: 'local', id: 'local' }],
+      ),
+      {},
+      dir,
     );
-    expect(await refusal(build(pki))).toContain('does not request client certificates');
+    try {
+      expect(configured.authenticator.offer(tls)).toEqual(['EXTERNAL', 'SCRAM-SHA-256-PLUS']);
+      expect(configured.clientCertificates?.ca).toEqual([ca.certPem]);
+      expect(configured.clientCertificates?.crl).toHaveLength(1);
+    } finally {
+      await configured.close();
+    }
+    // Without a PKI provider, the listeners are not told to ask for certificates.
+    const plain = await build(
+      parseServerConfig({ version: 1, domain: 'example.org', dataDir: dir }),
+    );
+    expect(plain.clientCertificates).toBeUndefined();
+    await plain.close();
+    // Revocation must be something the server does.
+    expect(await refusal(build(trustWith(['EXTERNAL'], [pki()]), {}, dir))).toContain(
+      'no CRL file is listed',
+    );
+    expect(
+      await refusal(build(trustWith(['EXTERNAL'], [pki({ revocation: 'ocsp' })]), {}, dir)),
+    ).toContain('ocsp is not supported');
+    expect(
+      await refusal(
+        build(
+          trustWith(['EXTERNAL'], [pki({ revocation: 'none', crlPaths: ['pki.crl.pem'] })]),
+          {},
+          dir,
+        ),
+      ),
+    ).toContain('set revocation: crl');
+    expect(
+      await refusal(
+        build(
+          trustWith(
+            ['EXTERNAL'],
+            [pki({ revocation: 'none', trustAnchors: { path: 'nope.pem' } })],
+          ),
+          {},
+          dir,
+        ),
+      ),
+    ).toContain('cannot read the CA bundle');
+  });
+
+  it('wires GS2-KRB5-PLUS (the native addon is built) and keeps it above GS2-KRB5', async () => {
+    const kerberos = {
+      type: 'kerberos',
+      id: 'krb',
+      keytab: join(dir, 'impp.keytab'),
+      servicePrincipal: 'impp/im.example.org@EXAMPLE.ORG',
+      realm: 'EXAMPLE.ORG',
+    };
+    const configured = await build(trustWith(['GS2-KRB5-PLUS', 'GS2-KRB5'], [kerberos]));
+    try {
+      expect(configured.authenticator.offer(tls)).toEqual(['GS2-KRB5-PLUS', 'GS2-KRB5']);
+      // -PLUS needs the exporter: not offered on a channel without one.
+      expect(configured.authenticator.offer({ secure: true })).toEqual(['GS2-KRB5']);
+    } finally {
+      await configured.close();
+    }
+    expect(() => trustWith(['GS2-KRB5', 'GS2-KRB5-PLUS'], [kerberos])).toThrow(
+      /GS2-KRB5 must come after GS2-KRB5-PLUS/,
+    );
+  });
+
+  it('wires SCRAM from LDAP authPassword only with a disabled-account filter', async () => {
+    const withScram = ldap({
+      scramAttribute: 'authPassword',
+      disabledFilter: '(pwdAccountLockedTime=*)',
+    });
+    const configured = await build(
+      trustWith(['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN'], [withScram]),
+      { IMPP_TEST_LDAP_PW: 'x' },
+    );
+    try {
+      expect(configured.authenticator.offer(tls)).toEqual([
+        'SCRAM-SHA-256-PLUS',
+        'SCRAM-SHA-256',
+        'PLAIN',
+      ]);
+    } finally {
+      await configured.close();
+    }
+    // SCRAM never binds as the user, so the directory's own lock would not be consulted.
+    expect(() =>
+      trustWith(['SCRAM-SHA-256-PLUS'], [ldap({ scramAttribute: 'authPassword' })]),
+    ).toThrow(/disabledFilter: is needed with scramAttribute/);
+    // Without scramAttribute an LDAP provider does not answer SCRAM.
+    expect(() => trustWith(['SCRAM-SHA-256-PLUS'], [ldap()])).toThrow(/has no provider/);
+    // With a local provider too, SCRAM would have two answers: refused, not guessed.
+    expect(
+      await refusal(
+        build(trustWith(['SCRAM-SHA-256-PLUS'], [{ type: 'local', id: 'local' }, withScram]), {
+          IMPP_TEST_LDAP_PW: 'x',
+        }),
+      ),
+    ).toContain('answered by 2 providers');
+  });
+
+  it('refuses custom providers with a start-up message naming the reason', async () => {
     const custom = trustWith(
       ['PLAIN'],
       [{ type: 'custom', id: 'mine', module: './mine.js', mechanisms: ['PLAIN'] }],

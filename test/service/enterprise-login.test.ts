@@ -4,7 +4,9 @@
  * (test/infra/slapd.ts, StartTLS with its own CA), and a client speaking the client protocol over
  * real TLS on loopback that logs in with PLAIN (the SDK speaks only SCRAM, so the test drives the
  * SASL exchange itself with the library's PLAIN client). The same for a Kerberos provider with a
- * real MIT KDC (test/infra/kdc.ts) and GS2-KRB5 (RFC 5801).
+ * real MIT KDC (test/infra/kdc.ts) and GS2-KRB5 (RFC 5801), and GS2-KRB5-PLUS (bound to the TLS
+ * exporter through impp's native GSS addon); and SCRAM-SHA-256(-PLUS) over RFC 5803 verifiers
+ * that the directory holds in `authPassword`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,7 @@ import {
   MemoryAuditSink,
   authenticate,
   plainClient,
+  scramClient,
   type ClientMechanismFactory,
   type ClientSaslTransport,
   type ServerReply,
@@ -101,8 +104,16 @@ type Outcome =
   | { readonly ok: true; readonly offered: readonly string[] }
   | { readonly ok: false; readonly failure: AuthWireFailure; readonly offered: readonly string[] };
 
-/** Connects over TLS and runs the SASL client `mechanism` of src/auth against `served`. */
-async function login(served: Served, mechanism: ClientMechanismFactory): Promise<Outcome> {
+/**
+ * Connects over TLS and runs the SASL client `mechanism` of src/auth against `served`. With
+ * `foreignExporter` the client binds to that value instead of its own connection's (what a
+ * login relayed from another TLS connection looks like).
+ */
+async function login(
+  served: Served,
+  mechanism: ClientMechanismFactory | readonly ClientMechanismFactory[],
+  foreignExporter?: Uint8Array,
+): Promise<Outcome> {
   const conn = await connectTls({
     host: '127.0.0.1',
     port: served.port,
@@ -151,10 +162,10 @@ async function login(served: Served, mechanism: ClientMechanismFactory): Promise
       },
     };
     try {
-      await authenticate(transport, [mechanism], offered, {
+      await authenticate(transport, Array.isArray(mechanism) ? mechanism : [mechanism], offered, {
         secure: true,
         tlsVersion: 'TLSv1.3',
-        tlsExporter: conn.channelBinding(),
+        tlsExporter: foreignExporter ?? conn.channelBinding(),
       });
       return { ok: true, offered };
     } catch (e) {
@@ -169,6 +180,8 @@ async function login(served: Served, mechanism: ClientMechanismFactory): Promise
 describe('impp serve with the LDAP provider from the configuration (real slapd, real TLS)', () => {
   let slapd: SlapdFixture;
   let served: Served;
+  /** The directory as the only provider, answering SCRAM from authPassword as well as PLAIN. */
+  let scramServed: Served;
   const plainLogin = (user: string, password: string): Promise<Outcome> =>
     login(served, plainClient({ username: user, password }));
 
@@ -193,10 +206,74 @@ describe('impp serve with the LDAP provider from the configuration (real slapd, 
       },
       { IMPP_TEST_LDAP_BIND_PW: SERVICE_PASSWORD },
     );
+    scramServed = await serve(
+      {
+        mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN'],
+        providers: [
+          {
+            type: 'ldap',
+            id: 'corp-scram',
+            url: slapd.url,
+            startTls: true,
+            bind: { dn: SERVICE_DN, password: { env: 'IMPP_TEST_LDAP_BIND_PW' } },
+            userSearch: { base: PEOPLE, filter: '(&(objectClass=inetOrgPerson)(uid={user}))' },
+            caBundle: { pem: slapd.caPem },
+            scramAttribute: 'authPassword',
+            // SCRAM never binds as the user: the lock must be read from the entry.
+            disabledFilter: '(pwdAccountLockedTime=*)',
+          },
+        ],
+      },
+      { IMPP_TEST_LDAP_BIND_PW: SERVICE_PASSWORD },
+    );
   }, 30_000);
   afterAll(async () => {
     await served.close();
+    await scramServed.close();
     await slapd.stop();
+  });
+
+  it('logs a directory user in with SCRAM-SHA-256-PLUS over the verifier in authPassword', async () => {
+    const before = scramServed.audit.events.length;
+    const outcome = await login(
+      scramServed,
+      scramClient({ username: 'alice', password: 'alice-ldap-pw', channelBinding: 'require' }),
+    );
+    expect(outcome.offered).toEqual(['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN']);
+    expect(outcome.ok).toBe(true);
+    expect(scramServed.audit.events.slice(before)).toMatchObject([
+      {
+        type: 'auth.success',
+        principal: `alice@${DOMAIN}`,
+        mechanism: 'SCRAM-SHA-256-PLUS',
+        provider: 'corp-scram',
+        channelBound: true,
+      },
+    ]);
+  });
+
+  it('refuses SCRAM with a wrong password, a relayed binding, a user without a verifier, a disabled user', async () => {
+    const scram = (user: string, password: string): ClientMechanismFactory[] =>
+      scramClient({ username: user, password, channelBinding: 'require' });
+    const wrong = await login(scramServed, scram('alice', 'not-alices-pw'));
+    const relayed = await login(
+      scramServed,
+      scram('alice', 'alice-ldap-pw'),
+      new Uint8Array(32).fill(7),
+    );
+    const noVerifier = await login(scramServed, scram('bob', 'bob-ldap-pw'));
+    const disabled = await login(scramServed, scram('carol', 'carol-ldap-pw'));
+    expect(
+      [wrong, relayed, noVerifier, disabled].map((o) => (o.ok ? 'accepted' : o.failure)),
+    ).toEqual(['not-authorized', 'not-authorized', 'not-authorized', 'not-authorized']);
+    const reasons = scramServed.audit.events
+      .filter((e) => e.type === 'auth.failure')
+      .map((e) => e.reason);
+    expect(reasons).toContain('channel-binding-mismatch');
+    // Bob has no verifier in the directory, but PLAIN (an LDAP bind) still works for him.
+    expect(
+      (await login(scramServed, plainClient({ username: 'bob', password: 'bob-ldap-pw' }))).ok,
+    ).toBe(true);
   });
 
   it('offers PLAIN after the SCRAM mechanisms, as configured', async () => {
@@ -247,6 +324,8 @@ describe('impp serve with the LDAP provider from the configuration (real slapd, 
 describe('impp serve with the Kerberos provider from the configuration (real KDC, real TLS)', () => {
   let kdc: KdcFixture;
   let served: Served;
+  /** GS2-KRB5-PLUS first (the native addon is built by .ci/run), GS2-KRB5 after it. */
+  let plusServed: Served;
 
   beforeAll(async () => {
     kdc = await startKdc([
@@ -270,10 +349,53 @@ describe('impp serve with the Kerberos provider from the configuration (real KDC
         { type: 'local', id: 'local' },
       ],
     });
+    plusServed = await serve({
+      mechanisms: ['GS2-KRB5-PLUS', 'GS2-KRB5'],
+      providers: [
+        {
+          type: 'kerberos',
+          id: 'corp-krb',
+          keytab: kdc.keytab,
+          servicePrincipal: `${service ?? ''}/${host ?? ''}@${REALM}`,
+          realm: REALM,
+        },
+      ],
+    });
   }, 30_000);
   afterAll(async () => {
     await served.close();
+    await plusServed.close();
     await kdc.stop();
+  });
+
+  it('logs in with GS2-KRB5-PLUS, bound to this TLS connection', async () => {
+    process.env.KRB5CCNAME = `FILE:${await kdc.kinit('alice', 'alice-krb-pw')}`;
+    const before = plusServed.audit.events.length;
+    const outcome = await login(plusServed, gs2Krb5Client({ service: SERVICE, plus: true }));
+    expect(outcome.offered).toEqual(['GS2-KRB5-PLUS', 'GS2-KRB5']);
+    expect(outcome.ok).toBe(true);
+    expect(plusServed.audit.events.slice(before)).toMatchObject([
+      {
+        type: 'auth.success',
+        principal: `alice@${DOMAIN}`,
+        mechanism: 'GS2-KRB5-PLUS',
+        channelBound: true,
+      },
+    ]);
+  });
+
+  it('refuses a GS2-KRB5-PLUS login bound to another TLS connection (a relayed AP-REQ)', async () => {
+    process.env.KRB5CCNAME = `FILE:${await kdc.kinit('alice', 'alice-krb-pw')}`;
+    const before = plusServed.audit.events.length;
+    const outcome = await login(
+      plusServed,
+      gs2Krb5Client({ service: SERVICE, plus: true }),
+      new Uint8Array(32).fill(3),
+    );
+    expect(outcome.ok ? 'accepted' : outcome.failure).toBe('not-authorized');
+    expect(plusServed.audit.events.slice(before).map((e) => e.reason)).toEqual([
+      'channel-binding-mismatch',
+    ]);
   });
 
   it('logs a user with a ticket in with GS2-KRB5 and maps the principal to the domain', async () => {

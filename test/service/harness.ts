@@ -15,13 +15,23 @@ import {
   localProvider,
   makeAuthPolicy,
   scramServer,
+  type AuthPolicy,
 } from '../../src/auth/index.js';
 import { ImppClient } from '../../src/client/client.js';
 import { FileStateStore } from '../../src/client/state.js';
 import { SecretBytes, generateSigningKeyPair, randomBytes } from '../../src/crypto/index.js';
+import type { ServerDefences } from '../../src/service/defences.js';
+import { WEAKEN_SERVER } from '../../src/service/defences.js';
+import type { ServiceLog } from '../../src/service/logging.js';
+import { createPrivateFile } from '../../src/service/config/data-dir.js';
 import { ImppServer } from '../../src/service/server.js';
-import { openSqliteServiceStore, type SqliteServiceStore } from '../../src/service/store/index.js';
+import {
+  openSqliteServiceStore,
+  type BatchOptions,
+  type SqliteServiceStore,
+} from '../../src/service/store/index.js';
 import type { StoreQuotas } from '../../src/service/store/types.js';
+import type { TransportLimits } from '../../src/transport/limits.js';
 import { createLoopbackPki } from '../helpers/tls-fixtures.js';
 
 export const DOMAIN = 'example.org';
@@ -35,6 +45,12 @@ export interface Env {
   readonly dir: string;
   readonly dbPath: string;
   readonly accounts: LocalAccounts;
+  /** The password of every account (default {@link PASSWORD}). */
+  readonly password: string;
+  /** The domain key's public half (enrolment statements, key-log heads). */
+  readonly domainKey: Uint8Array;
+  /** The authentication audit events of this server. */
+  readonly audit: MemoryAuditSink;
   /** A client for `user@example.org` on `deviceId`, its state in the temp folder. */
   client(
     user: string,
@@ -50,6 +66,24 @@ export interface EnvOptions {
   readonly quotas?: Partial<StoreQuotas>;
   /** The per-session costly-request bucket (small ones make rate-limit tests timing-proof). */
   readonly costlyRequests?: { readonly rate: number; readonly burst: number };
+  /** Test-only: server defences to switch off (src/service/defences.ts). */
+  readonly defences?: Partial<ServerDefences>;
+  /** Transport limits (defaults otherwise), e.g. a weak configuration for the threat tests. */
+  readonly limits?: Partial<TransportLimits>;
+  /** Authentication exchange limits and rate limits (default: no minimum failure delay). */
+  readonly auth?: Partial<Pick<AuthPolicy, 'rateLimit' | 'limits'>>;
+  /** The password of every account; default {@link PASSWORD}. */
+  readonly password?: string;
+  /** The server's structured log; default none. */
+  readonly log?: ServiceLog;
+  /** The local accounts' SQLite file; default `accounts.db` in the temporary data folder. */
+  readonly accountsFile?: string;
+  /** How often the server polls for changed accounts (ms); default the server's. */
+  readonly accountRecheckMs?: number;
+  /** Server-wide bound on pipelined requests in flight; default the server's. */
+  readonly maxPipelinedRequests?: number;
+  /** The store's group commit (a window makes requests overlap for certain); default on. */
+  readonly batch?: BatchOptions;
 }
 
 /** Starts a server with accounts alice, bob, carol and dave. */
@@ -62,31 +96,47 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
   });
   registry.registerMechanism(scramServer({ plus: true }));
   registry.registerMechanism(scramServer({ plus: false }));
-  const repository = new SqliteLocalAccountRepository(':memory:');
+  // In the data folder by default, as `impp serve` keeps it (the operator threats grep it).
+  const accountsFile = options.accountsFile ?? join(dir, 'accounts.db');
+  createPrivateFile(accountsFile);
+  const repository = new SqliteLocalAccountRepository(accountsFile);
   await registry.registerProvider(localProvider({ repository, iterations: 4096 }));
   const accounts = new LocalAccounts(repository, DOMAIN, 4096);
-  for (const u of ['alice', 'bob', 'carol', 'dave']) accounts.create(u, PASSWORD);
+  const password = options.password ?? PASSWORD;
+  for (const u of ['alice', 'bob', 'carol', 'dave']) accounts.create(u, password);
   const policy = makeAuthPolicy(
     DOMAIN,
     [
       { mechanism: 'SCRAM-SHA-256-PLUS', provider: 'local' },
       { mechanism: 'SCRAM-SHA-256', provider: 'local' },
     ],
-    { limits: { ...DEFAULT_EXCHANGE_LIMITS, minFailureMs: 0 } },
+    { limits: { ...DEFAULT_EXCHANGE_LIMITS, minFailureMs: 0 }, ...options.auth },
   );
-  const authenticator = new Authenticator(registry, policy, { audit: new MemoryAuditSink() });
+  const audit = new MemoryAuditSink();
+  const authenticator = new Authenticator(registry, policy, { audit });
   const dbPath = join(dir, 'service.db');
   const store = openSqliteServiceStore({
     path: dbPath,
     ...(options.quotas === undefined ? {} : { quotas: options.quotas }),
+    ...(options.batch === undefined ? {} : { batch: options.batch }),
   });
+  const domainKey = generateSigningKeyPair();
   const server = new ImppServer({
     domain: DOMAIN,
     tls: { key: pki.server.keyPem, cert: pki.server.certPem },
     store,
     authenticator,
-    domainKey: generateSigningKeyPair(),
+    domainKey,
     ...(options.costlyRequests === undefined ? {} : { costlyRequests: options.costlyRequests }),
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+    ...(options.log === undefined ? {} : { log: options.log }),
+    ...(options.accountRecheckMs === undefined
+      ? {}
+      : { accountRecheckMs: options.accountRecheckMs }),
+    ...(options.maxPipelinedRequests === undefined
+      ? {}
+      : { maxPipelinedRequests: options.maxPipelinedRequests }),
+    ...(options.defences === undefined ? {} : { [WEAKEN_SERVER]: options.defences }),
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const clients: ImppClient[] = [];
@@ -98,6 +148,9 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
     dir,
     dbPath,
     accounts,
+    password,
+    domainKey: domainKey.publicKey,
+    audit,
     client(user, deviceId, extra = {}) {
       const c = new ImppClient({
         host: '127.0.0.1',
@@ -105,7 +158,7 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
         ca: pki.ca.certPem,
         servername: 'localhost',
         address: `${user}@${DOMAIN}`,
-        password: PASSWORD,
+        password,
         deviceId,
         state: new FileStateStore(join(dir, `${user}-${deviceId}.state`)),
         ...extra,

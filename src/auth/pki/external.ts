@@ -79,7 +79,10 @@ class ExternalServerExchange implements ServerMechanism {
       throw new AuthError('bad-credential', 'EXTERNAL: no client certificate');
     // Rate limit and audit key: the certificate's fingerprint (what the client "claims" is the certificate).
     await this.ctx.claimIdentity(`cert:sha256:${toHex(sha256(der)).slice(0, 32)}`);
-    if (channel.peerCertificateVerified !== true) {
+    if (
+      channel.peerCertificateVerified !== true &&
+      this.ctx.checks?.certificateChainVerified !== false
+    ) {
       throw new AuthError('bad-credential', 'EXTERNAL: client certificate not verified by TLS');
     }
     const provider = this.ctx.provider;
@@ -89,6 +92,7 @@ class ExternalServerExchange implements ServerMechanism {
       der,
       chain: channel.peerCertificateChain ?? [],
       chainVerified: true,
+      ...(this.ctx.checks === undefined ? {} : { checks: this.ctx.checks }),
     });
     if (lookup.status === 'unknown')
       throw new AuthError('unknown-user', 'EXTERNAL: certificate maps to no account');

@@ -135,7 +135,12 @@ export function pkiProvider(config: PkiProviderConfig): ProviderPlugin {
         const cert = parseLeaf(evidence.der);
         checkUsage(cert, deps.now());
         checkRevocation(cert, crls, deps.now());
-        const address = mapSan(cert, rules, deps.domain);
+        const address = mapSan(
+          cert,
+          rules,
+          deps.domain,
+          evidence.checks?.certificateSingleIdentity !== false,
+        );
         if (address === null) return { status: 'unknown' };
         const formatted = formatAddress(address);
         if (config.accountLookup !== undefined) {
@@ -208,6 +213,7 @@ function mapSan(
   cert: x509.X509Certificate,
   rules: readonly SanRule[],
   domain: string,
+  singleIdentity: boolean,
 ): Address | null {
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const names = san?.names.items ?? [];
@@ -238,5 +244,5 @@ function mapSan(
     }
   }
   // One certificate, one identity: several different in-domain addresses is ambiguous.
-  return found.size === 1 ? first : null;
+  return found.size === 1 || !singleIdentity ? first : null;
 }

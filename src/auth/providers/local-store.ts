@@ -42,6 +42,11 @@ export interface LocalAccountRepository {
   /** @returns `false` when the account does not exist. */
   delete(username: string): boolean;
   list(): LocalAccountSummary[];
+  /**
+   * Accounts updated at or after `since` (password, disabled flag): what the server polls to end
+   * sessions after a change made by another process. Optional for other implementations.
+   */
+  changedSince?(since: number): readonly { username: string; updatedAt: number }[];
   close(): void;
 }
 
@@ -199,6 +204,15 @@ export class SqliteLocalAccountRepository implements LocalAccountRepository {
         const { credential, ...rest } = toRecord(row);
         return { ...rest, iterations: credential.iterations };
       });
+  }
+
+  changedSince(since: number): { username: string; updatedAt: number }[] {
+    return this.#db
+      .prepare<[number], { username: string; updated_at: number }>(
+        'SELECT username, updated_at FROM local_accounts WHERE updated_at >= ?',
+      )
+      .all(since)
+      .map((r) => ({ username: r.username, updatedAt: r.updated_at }));
   }
 
   close(): void {

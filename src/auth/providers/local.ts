@@ -11,6 +11,7 @@ import type { PrincipalKind } from '../../trust/principal.js';
 import { SCRAM_MIN_ITERATIONS, makeScramCredential, prepareUsername } from '../scram/keys.js';
 import {
   isAuthError,
+  type AccountChange,
   type CredentialProvider,
   type ProviderDeps,
   type ProviderPlugin,
@@ -166,6 +167,12 @@ export function localProvider(options: LocalProviderOptions): ProviderPlugin {
           },
           credential: record.credential,
         });
+      },
+      changedAccounts(since: number): Promise<readonly AccountChange[]> {
+        const changed = options.repository.changedSince?.(since) ?? [];
+        return Promise.resolve(
+          changed.map((c) => ({ address: `${c.username}@${deps.domain}`, changedAt: c.updatedAt })),
+        );
       },
       close(): Promise<void> {
         options.repository.close();

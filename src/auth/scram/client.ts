@@ -57,6 +57,12 @@ export interface ScramClientOptions {
    * @internal
    */
   readonly nonceForTesting?: string;
+  /**
+   * Check that the server nonce extends ours (RFC 5802 §5.1); default `true`. Only the threat
+   * suite's own tests turn it off, to show that the suite notices.
+   * @internal
+   */
+  readonly checkServerNonce?: boolean;
 }
 
 /** Maps a server `e=` value (RFC 5802 §7 `server-error-value`) to a failure reason. */
@@ -120,6 +126,7 @@ export function scramClient(options: ScramClientOptions): ClientMechanismFactory
         maxIterations,
         keysFor,
         nonce: options.nonceForTesting,
+        checkServerNonce: options.checkServerNonce !== false,
       }),
   });
   return policy === 'never' ? [make(false)] : [make(true), make(false)];
@@ -130,6 +137,7 @@ interface ExchangeConfig {
   readonly maxIterations: number;
   readonly keysFor: (salt: Uint8Array, iterations: number) => ScramClientKeys;
   readonly nonce: string | undefined;
+  readonly checkServerNonce: boolean;
 }
 
 class ScramClientExchange implements ClientMechanism {
@@ -246,8 +254,9 @@ class ScramClientExchange implements ClientMechanism {
     const first = parseServerFirst(challenge);
     // RFC 5802 §5.1: the nonce must start with ours and add the server's part.
     if (
-      !first.nonce.startsWith(this.#clientNonce) ||
-      first.nonce.length === this.#clientNonce.length
+      this.config.checkServerNonce &&
+      (!first.nonce.startsWith(this.#clientNonce) ||
+        first.nonce.length === this.#clientNonce.length)
     ) {
       throw new AuthError('malformed', 'SCRAM server nonce does not extend the client nonce');
     }

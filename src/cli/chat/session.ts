@@ -243,6 +243,12 @@ function wireEvents(client: ImppClient, out: Printer, seen: Map<string, Seen>): 
   client.on('undeliverable', (u) => {
     out.warn(`an incoming object could not be opened and was dropped (${u.code})`);
   });
+  client.on('missingMessages', (m) => {
+    // The server (or the network) dropped or is holding them: say so, never stay silent (T05).
+    out.warn(
+      `${m.count} message(s) from ${printable(m.device)} are missing (dropped or held back on the way)`,
+    );
+  });
 }
 
 function canonical(address: string): string {

@@ -25,6 +25,15 @@ import {
   dataFile,
   writeFileAtomic,
 } from './data-dir.js';
+import {
+  EC_KEY,
+  EC_SIGN,
+  caExtensions,
+  endEntityExtensions,
+  exportKeyPem,
+  generateEcKeyPair,
+  randomSerial,
+} from './x509-issue.js';
 
 const DAY_MS = 86_400_000;
 /** CA lifetime: long, because clients pin it. */
@@ -35,9 +44,6 @@ export const SERVER_CERT_VALIDITY_DAYS = 397;
 export const SERVER_CERT_RENEW_BEFORE_DAYS = 30;
 /** notBefore is set this far in the past, for clients whose clocks are a little behind. */
 const BACKDATE_MS = 5 * 60_000;
-
-const EC_KEY = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const EC_SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
 /** Names every generated server certificate carries besides the domain (loopback access). */
 export const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '::1'] as const;
@@ -78,11 +84,6 @@ export interface LocalTls {
 export type ServerIssueReason =
   'missing' | 'new-ca' | 'expired' | 'expiring' | 'names-changed' | 'not-from-ca' | 'key-mismatch';
 
-function pem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64');
-  return `-----BEGIN ${label}-----\n${(b64.match(/.{1,64}/g) ?? []).join('\n')}\n-----END ${label}-----\n`;
-}
-
 /** Canonical spelling of a name for comparison: lower-case DNS, compressed IPv6. */
 function canonicalName(name: string): string {
   const ip = isIP(name);
@@ -109,19 +110,6 @@ function sanOf(cert: x509.X509Certificate): string[] {
   const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
   if (ext === null) return [];
   return ext.names.items.map((n) => canonicalName(n.value)).sort();
-}
-
-function randomSerial(): string {
-  // Positive (leading 01), 128 bits of randomness (CA/B Forum asks for at least 64).
-  return `01${toHex(randomBytes(16))}`;
-}
-
-async function generateKeyPair(): Promise<webcrypto.CryptoKeyPair> {
-  return await webcrypto.subtle.generateKey(EC_KEY, true, ['sign', 'verify']);
-}
-
-async function exportKeyPem(key: webcrypto.CryptoKey): Promise<string> {
-  return pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', key));
 }
 
 function readPair(certPath: string, keyPath: string, what: string): [string, string] | undefined {
@@ -191,7 +179,7 @@ async function loadOrCreateCa(dir: string, domain: string, now: Date): Promise<C
       return { certPem, cert, key: await importSigningKey(keyPem, keyPath), created: false };
     }
   }
-  const keys = await generateKeyPair();
+  const keys = await generateEcKeyPair();
   const generated = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     // A per-install id in the name: two installs' CAs never share a subject.
@@ -200,14 +188,7 @@ async function loadOrCreateCa(dir: string, domain: string, now: Date): Promise<C
     notAfter: new Date(now.getTime() + CA_VALIDITY_DAYS * DAY_MS),
     keys,
     signingAlgorithm: EC_SIGN,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
+    extensions: await caExtensions(keys.publicKey),
   });
   const certPem = generated.toString('pem') + '\n';
   writeFileAtomic(keyPath, await exportKeyPem(keys.privateKey), SECRET_FILE_MODE);
@@ -241,7 +222,7 @@ async function issueServerCert(
   names: readonly string[],
   now: Date,
 ): Promise<{ certPem: string; keyPem: string }> {
-  const keys = await generateKeyPair();
+  const keys = await generateEcKeyPair();
   const caCert = new x509.X509Certificate(ca.certPem);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
@@ -257,21 +238,7 @@ async function issueServerCert(
     publicKey: keys.publicKey,
     signingKey: ca.key,
     signingAlgorithm: EC_SIGN,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
-      // RFC 6125 §6.4.4: clients match the subjectAltName, not the CN.
-      new x509.SubjectAlternativeNameExtension(
-        names.map((value): x509.JsonGeneralName => ({
-          type: isIP(value) === 0 ? 'dns' : 'ip',
-          value,
-        })),
-        false,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      await x509.AuthorityKeyIdentifierExtension.create(caCert),
-    ],
+    extensions: await endEntityExtensions({ names, publicKey: keys.publicKey, issuer: caCert }),
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: await exportKeyPem(keys.privateKey) };
 }

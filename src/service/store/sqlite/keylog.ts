@@ -23,7 +23,14 @@ export class SqliteKeyLogStorage implements KeyLogStorage {
   readonly #levelSize;
   readonly #append: Database.Transaction<(entry: Uint8Array, nodes: readonly KeyLogNode[]) => void>;
 
-  constructor(db: Database.Database, name = 'default') {
+  readonly #durable: () => void;
+
+  /**
+   * @param durable called after each append committed; the service store passes its blocking
+   *   WAL sync here, since its connection commits at `synchronous = NORMAL` (./wal-sync.ts).
+   */
+  constructor(db: Database.Database, name = 'default', durable: () => void = () => undefined) {
+    this.#durable = durable;
     const entry = db
       .prepare<[string, number], Buffer>(
         'SELECT entry FROM keylog_entries WHERE log = ? AND idx = ?',
@@ -82,5 +89,6 @@ export class SqliteKeyLogStorage implements KeyLogStorage {
 
   append(entry: Uint8Array, nodes: readonly KeyLogNode[]): void {
     this.#append.immediate(entry, nodes);
+    this.#durable();
   }
 }

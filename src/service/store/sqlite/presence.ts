@@ -67,7 +67,7 @@ export class SqlitePresenceRepository implements PresenceRepository {
       const bytes = toBuffer(assertSealed('bytes', update.bytes));
       const at = assertTime('receivedAt', update.receivedAt);
       if (this.#ctx.verifyEnvelopes)
-        assertEnvelope(bytes, { kind: 'presence', presentity, version });
+        assertEnvelope(bytes, { kind: 'presence', presentity, version }, update.bytes);
       return this.#ctx.batcher.run(() => {
         if (this.#upsert.run(presentity, version, bytes, at).changes === 1) return true;
         const current = this.#get.get(presentity);

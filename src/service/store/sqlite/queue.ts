@@ -111,28 +111,41 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
           object.kind === 'presence'
             ? { kind: 'presence' }
             : { kind: object.kind, recipientDevice: device, id },
+          object.bytes,
         );
       }
       const { queueMaxCount, queueMaxBytes } = this.#ctx.quotas;
-      return this.#ctx.batcher.run((): EnqueueOutcome => {
-        if (this.#active.get(device) === undefined) {
-          throw new ImppError('ERR_NOT_FOUND', 'recipient device is not registered');
-        }
-        // Insert first (one index probe): a duplicate id is ignored, so a retry of a stored
-        // object succeeds even when the queue is full. Then check the quota against the usage
-        // the trigger just updated; a throw rolls this operation's savepoint back.
-        const r = this.#insert.run(device, id, kind, at, bytes.length, bytes);
-        if (r.changes === 0) {
-          const existing = this.#existing.get(device, id);
-          if (existing === undefined) throw new ImppError('ERR_STORAGE', 'queue insert ignored');
-          return { status: 'duplicate', seq: existing.seq };
-        }
-        const usage = this.#usage.get(device);
-        if (usage === undefined || usage.count > queueMaxCount || usage.bytes > queueMaxBytes) {
-          throw new ImppError('ERR_QUOTA_EXCEEDED', 'the recipient device queue is full');
-        }
-        return { status: 'stored', seq: Number(r.lastInsertRowid) };
-      });
+      // One write statement (the insert, its usage trigger included), and every throw comes
+      // before it: nothing to roll back, so no savepoint of its own (batcher.ts, `atomic`).
+      return this.#ctx.batcher.run(
+        (): EnqueueOutcome => {
+          if (this.#active.get(device) === undefined) {
+            throw new ImppError('ERR_NOT_FOUND', 'recipient device is not registered');
+          }
+          const usage = this.#usage.get(device);
+          if (
+            usage !== undefined &&
+            (usage.count + 1 > queueMaxCount || usage.bytes + bytes.length > queueMaxBytes)
+          ) {
+            // Full, but a retry of an object already stored still succeeds (idempotent).
+            const existing = this.#existing.get(device, id);
+            if (existing !== undefined) return { status: 'duplicate', seq: existing.seq };
+            throw new ImppError('ERR_QUOTA_EXCEEDED', 'the recipient device queue is full');
+          }
+          if (usage === undefined && bytes.length > queueMaxBytes) {
+            throw new ImppError('ERR_QUOTA_EXCEEDED', 'the recipient device queue is full');
+          }
+          // A duplicate id is ignored by the insert (one index probe), then looked up.
+          const r = this.#insert.run(device, id, kind, at, bytes.length, bytes);
+          if (r.changes === 0) {
+            const existing = this.#existing.get(device, id);
+            if (existing === undefined) throw new ImppError('ERR_STORAGE', 'queue insert ignored');
+            return { status: 'duplicate', seq: existing.seq };
+          }
+          return { status: 'stored', seq: Number(r.lastInsertRowid) };
+        },
+        { atomic: true },
+      );
     });
   }
 

@@ -15,6 +15,7 @@ import { SqlitePrekeyRepository } from './prekeys.js';
 import { SqlitePresenceRepository } from './presence.js';
 import { SqliteMessageQueueRepository } from './queue.js';
 import { SqliteSubscriptionRepository } from './subscriptions.js';
+import { WalSync } from './wal-sync.js';
 
 /** Options of {@link openSqliteServiceStore}. */
 export interface SqliteServiceStoreOptions {
@@ -44,6 +45,11 @@ export interface SqliteServiceStore extends ServiceStore {
   readonly schemaVersion: number;
   /** Batches committed and operations run so far. */
   readonly batchStats: { readonly batches: number; readonly operations: number };
+  /**
+   * WAL syncs made off the event loop (./wal-sync.ts); stays 0 at `synchronous: 'normal'` and
+   * for `':memory:'`, where no sync is made.
+   */
+  readonly syncStats: { readonly syncs: number };
   /** The underlying connection, for diagnostics and tests only. */
   readonly db: Database.Database;
 }
@@ -71,9 +77,17 @@ export function openSqliteServiceStore(options: SqliteServiceStoreOptions): Sqli
   const db = openSqliteDatabase(options.path, {
     ...(options.synchronous === undefined ? {} : { synchronous: options.synchronous }),
   });
+  let wal: WalSync | undefined;
   try {
     const schemaVersion = migrate(db, options.migrations ?? SERVICE_MIGRATIONS);
-    const batcher = new CommitBatcher(db, options.batch);
+    if (options.path !== ':memory:' && (options.synchronous ?? 'full') === 'full') {
+      // FULL durability, with the fsync moved off the event loop (./wal-sync.ts): migrations
+      // above committed at FULL; from here on COMMIT writes and WalSync syncs.
+      wal = WalSync.open(`${options.path}-wal`);
+      db.pragma('synchronous = NORMAL');
+    }
+    const durableNow = wal === undefined ? undefined : wal.durableNow.bind(wal);
+    const batcher = new CommitBatcher(db, options.batch, wal);
     const ctx: SqliteContext = {
       db,
       batcher,
@@ -89,24 +103,28 @@ export function openSqliteServiceStore(options: SqliteServiceStoreOptions): Sqli
       subscriptions: new SqliteSubscriptionRepository(ctx),
       presence: new SqlitePresenceRepository(ctx),
       audit: new SqliteAuditRepository(ctx),
-      keyLog: new SqliteKeyLogStorage(db, options.keyLogName),
+      keyLog: new SqliteKeyLogStorage(db, options.keyLogName, durableNow),
       quotas,
       schemaVersion,
       batchStats: batcher.stats,
+      syncStats: wal?.stats ?? { syncs: 0 },
       db,
-      close(): Promise<void> {
-        if (closed) return Promise.resolve();
+      async close(): Promise<void> {
+        if (closed) return;
         closed = true;
         try {
           batcher.close();
+          // The last batch's promises settle once its sync is done; the connection stays open
+          // until then, so the WAL file the descriptor names is still the live one.
+          await wal?.close();
           db.close();
-          return Promise.resolve();
         } catch (cause) {
-          return Promise.reject(new ImppError('ERR_STORAGE', 'cannot close the store', { cause }));
+          throw new ImppError('ERR_STORAGE', 'cannot close the store', { cause });
         }
       },
     };
   } catch (cause) {
+    void wal?.close();
     db.close();
     if (cause instanceof ImppError) throw cause;
     throw new ImppError('ERR_STORAGE', 'cannot open the service store', { cause });
