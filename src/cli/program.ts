@@ -13,6 +13,7 @@ import { registerChat } from './chat.js';
 import { registerDemo } from './demo.js';
 import { CliExit, type CliIo } from './io.js';
 import { registerServe } from './serve.js';
+import { registerThreats } from './threats.js';
 import { registerUser } from './user.js';
 
 /** Exit code of a usage error. */
@@ -72,6 +73,7 @@ export function buildProgram(io: CliIo): Command {
         '  $ impp help demo       what the demo shows',
         '  $ impp serve           run a server on embedded defaults (data in ./.impp)',
         '  $ impp user add alice@localhost   create a local account (prompts for the password)',
+        '  $ impp threats --spawn  attack a throw-away server and report every threat',
         '',
         'Set IMPP_DEBUG=1 to print stack traces with errors.',
       ].join('\n'),
@@ -80,6 +82,7 @@ export function buildProgram(io: CliIo): Command {
   registerUser(program, io);
   registerServe(program, io);
   registerChat(program, io);
+  registerThreats(program, io);
   return program;
 }
 

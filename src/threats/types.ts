@@ -5,6 +5,7 @@
  * {@link ThreatContext.control}, then plays the attack, then returns a {@link ThreatOutcome}.
  */
 import type { ImppClient, ImppClientOptions } from '../client/client.js';
+import type { SigningKeyPair } from '../crypto/index.js';
 
 /** A verdict as the report shows it (docs/security-model.md §12). */
 export type Verdict = 'MITIGATED' | 'VULNERABLE' | 'NOT-TESTED' | 'ACCEPTED-RISK' | 'ERROR';
@@ -95,6 +96,45 @@ export interface DosPolicy {
   readonly maxRate: number;
 }
 
+/**
+ * A device of the suite that signs a test account's device list (its steward, ./steward.ts):
+ * a threat that must add and remove devices binds as it.
+ */
+export interface ListSigner {
+  readonly deviceId: string;
+  readonly identity: SigningKeyPair;
+}
+
+/** A client certificate a threat asks {@link ClientPki.issue} for (EXTERNAL: T52, T53). */
+export interface ClientCertRequest {
+  /**
+   * Addresses for the subjectAltName; each goes in as an rfc822Name and as an `im:` URI
+   * (IA5Strings: non-ASCII as its UTF-8 bytes).
+   */
+  readonly names: readonly string[];
+  /** Extended key usage: `client` (default), `server` (serverAuth only) or `none` (no extension). */
+  readonly usage?: 'client' | 'server' | 'none';
+  /** Default: an hour ago. */
+  readonly notBefore?: Date;
+  /** Default: a day after `notBefore`. */
+  readonly notAfter?: Date;
+  /** Signed by a rogue CA with the trusted CA's name but another key. */
+  readonly rogue?: boolean;
+}
+
+/** A certificate and its private key, as PEM. */
+export interface IssuedClientCert {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** Client certificates under a CA the deployment trusts for EXTERNAL (./pki.ts). */
+export interface ClientPki {
+  /** The CA certificate (PEM). */
+  readonly caPem: string;
+  issue(request: ClientCertRequest): Promise<IssuedClientCert>;
+}
+
 /** What a threat may use. Everything it opens through the context is closed after it. */
 export interface ThreatContext {
   readonly target: Target;
@@ -121,4 +161,11 @@ export interface ThreatContext {
   tempDir(): string;
   /** Registers clean-up that runs after the threat, in reverse order. */
   defer(cleanup: () => Promise<void> | void): void;
+  /** The suite's device that signs `address`'s device list, when the run has one. */
+  listSigner(address: string): ListSigner | undefined;
+  /**
+   * Client certificates the deployment accepts for EXTERNAL: with `--spawn` (the suite's own
+   * CA), or `--client-ca-cert`/`--client-ca-key` with `--target`; absent otherwise.
+   */
+  readonly pki?: ClientPki;
 }

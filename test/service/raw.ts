@@ -1,38 +1,22 @@
 /**
- * A minimal hand-written client of the client protocol for adversarial tests: it speaks the
- * frames directly (docs/protocol.md, "Client protocol"), so tests can send what the SDK never
- * would.
+ * The threat suite's protocol-level client (src/threats/raw.ts) for the service tests, in the
+ * shape those tests read best: opens on the harness's server, logs in with the harness's password
+ * by default, and answers a request with its RESULT body or `{ error: code }`.
  */
-import { authenticate, type ClientSaslTransport, type ServerReply } from '../../src/auth/client.js';
-import { scramClient } from '../../src/auth/scram/client.js';
-import type { AuthWireFailure } from '../../src/auth/types.js';
-import type { CborValue } from '../../src/transport/cbor-strict.js';
+import type { SigningKeyPair } from '../../src/crypto/index.js';
+import { RawClient as ThreatRawClient, type RawBody } from '../../src/threats/raw.js';
 import type { Connection, ConnectionCloseInfo } from '../../src/transport/connection.js';
 import type { Frame } from '../../src/transport/frame-codec.js';
 import { connectTls } from '../../src/transport/tls-client.js';
-import { ClientFrame } from '../../src/service/protocol.js';
 import { PASSWORD, type Env } from './harness.js';
 
-type Body = { readonly [key: string]: CborValue };
+export type Body = RawBody;
 
 export class RawClient {
-  readonly frames: Frame[] = [];
-  #waiters: (() => void)[] = [];
-  readonly closed: Promise<ConnectionCloseInfo>;
-  nonce: Uint8Array | undefined;
-  #id = 1;
+  readonly #raw: ThreatRawClient;
 
-  constructor(readonly conn: Connection) {
-    conn.on('frame', (f) => {
-      this.frames.push(f);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.closed = new Promise((resolve) => {
-      conn.on('close', (info) => {
-        resolve(info);
-        for (const w of this.#waiters.splice(0)) w();
-      });
-    });
+  constructor(conn: Connection) {
+    this.#raw = new ThreatRawClient(conn);
   }
 
   static async open(env: Env): Promise<RawClient> {
@@ -45,102 +29,54 @@ export class RawClient {
     return new RawClient(conn);
   }
 
-  /** The next frame of `type` (earlier frames of other types are skipped), within 5 s. */
-  async take(type: number): Promise<Body> {
-    for (let i = 0; i < 1000; i++) {
-      const idx = this.frames.findIndex((f) => f.type === type);
-      if (idx >= 0) return this.frames.splice(idx, 1)[0]?.body as Body;
-      await this.wait();
-    }
-    throw new Error('too many frames');
+  get conn(): Connection {
+    return this.#raw.conn;
   }
 
-  /** Resolves at the next frame (or close); rejects after 5 s. */
-  wait(): Promise<void> {
-    if (this.conn.state === 'closed') return Promise.reject(new Error('connection closed'));
-    return new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => {
-        reject(new Error('no frame within 5 s'));
-      }, 5000);
-      this.#waiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
+  get frames(): Frame[] {
+    return this.#raw.frames;
+  }
+
+  get closed(): Promise<ConnectionCloseInfo> {
+    return this.#raw.closed;
+  }
+
+  /** The server's binding nonce, from AUTH_SUCCESS. */
+  get nonce(): Uint8Array | undefined {
+    return this.#raw.nonce;
+  }
+
+  set nonce(value: Uint8Array | undefined) {
+    this.#raw.nonce = value;
   }
 
   /** SCRAM-SHA-256-PLUS as `user`; leaves the session at the binding step. */
-  async auth(user: string, password = PASSWORD): Promise<void> {
-    const offer = await this.take(ClientFrame.AUTH_OFFER);
-    const reply = async (): Promise<ServerReply> => {
-      for (;;) {
-        const f = await this.#nextAuth();
-        const b = f.body as Body;
-        if (f.type === ClientFrame.AUTH_CHALLENGE)
-          return { type: 'challenge', challenge: b.data as Uint8Array };
-        if (f.type === ClientFrame.AUTH_SUCCESS) {
-          this.nonce = b.nonce as Uint8Array;
-          return {
-            type: 'success',
-            additionalData: (b.additionalData as Uint8Array | null) ?? null,
-          };
-        }
-        if (f.type === ClientFrame.AUTH_FAILURE)
-          return { type: 'failure', failure: b.failure as AuthWireFailure };
-      }
-    };
-    const transport: ClientSaslTransport = {
-      start: (mechanism, initial) => {
-        this.conn.send(ClientFrame.AUTH_START, { mechanism, initial });
-        return reply();
-      },
-      respond: (data) => {
-        this.conn.send(ClientFrame.AUTH_RESPONSE, { data });
-        return reply();
-      },
-    };
-    await authenticate(
-      transport,
-      scramClient({ username: user, password, channelBinding: 'require' }),
-      offer.mechanisms as string[],
-      { secure: true, tlsVersion: 'TLSv1.3', tlsExporter: this.conn.channelBinding() },
-      { requireChannelBinding: true },
-    );
+  auth(user: string, password = PASSWORD): Promise<void> {
+    return this.#raw.auth(user, password);
   }
 
-  async #nextAuth(): Promise<Frame> {
-    for (let i = 0; i < 100; i++) {
-      const f = this.frames.find((x) =>
-        [ClientFrame.AUTH_CHALLENGE, ClientFrame.AUTH_SUCCESS, ClientFrame.AUTH_FAILURE].includes(
-          x.type as 19 | 20 | 21,
-        ),
-      );
-      if (f !== undefined) {
-        this.frames.splice(this.frames.indexOf(f), 1);
-        return f;
-      }
-      await this.wait();
-    }
-    throw new Error('no auth frame');
+  /** Binds `deviceId` with `identity` (a fresh key unless given). */
+  bind(deviceId: string, identity?: SigningKeyPair): Promise<Body> {
+    return this.#raw.bind(deviceId, identity);
   }
 
-  /** Sends a request and returns RESULT or ERROR (as `{ error: code }`). */
-  async request(type: number, body: Body): Promise<Body> {
-    const id = this.#id++;
-    this.conn.send(type, { ...body, id });
-    for (let i = 0; i < 100; i++) {
-      const idx = this.frames.findIndex(
-        (f) =>
-          (f.type === ClientFrame.RESULT || f.type === ClientFrame.ERROR) &&
-          (f.body as Body).id === id,
-      );
-      if (idx >= 0) {
-        const f = this.frames.splice(idx, 1)[0] as Frame;
-        const b = f.body as Body;
-        return f.type === ClientFrame.ERROR ? { error: b.code as string } : b;
-      }
-      await this.wait();
-    }
-    throw new Error('no answer');
+  take(type: number, ms?: number): Promise<Body> {
+    return this.#raw.take(type, ms);
+  }
+
+  wait(ms?: number): Promise<void> {
+    return this.#raw.wait(ms);
+  }
+
+  /** Sends a request and returns its RESULT body, or `{ error: code }` for an ERROR answer. */
+  async request(type: number, body: Body, ms?: number): Promise<Body> {
+    const answer = await this.#raw.request(type, body, ms);
+    return answer.ok ? answer.body : { error: answer.code };
+  }
+
+  /** Closes the connection (idempotent) and waits until it is. */
+  async close(): Promise<void> {
+    this.#raw.close();
+    await this.#raw.closed;
   }
 }
