@@ -105,7 +105,11 @@ export interface ImppClientOptions {
   readonly domainKey?: Uint8Array;
   /** The key-log key when the domain uses a separate one; default {@link domainKey}. */
   readonly logKey?: Uint8Array;
-  /** Accept a contact device's changed identity key (after a `keyChange` event). Default false. */
+  /**
+   * Accept a contact device's changed identity key (after a `keyChange` event). Default false.
+   * Nothing is sealed over a session under the old key: an accepted device gets messages again
+   * once it has started a session under its new key.
+   */
   readonly acceptKeyChanges?: boolean;
   /**
    * Also require, before sealing for a listed device of a contact, that its enrolment statement
@@ -650,8 +654,15 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     const device = this.#sealDevice();
     // A listed key that differs from the one used before is a key change: refuse that device
     // unless the app accepts changes (the list was signed by a device trusted before).
+    // An existing session bound to another key than the listed one belongs to the replaced key,
+    // and the seal layer would reuse it: even an accepted change must not seal to the old key.
+    // The device gets messages again once it starts a session under its new key.
     const names = [...listed]
       .filter(([name, key]) => name !== this.device && this.#checkKey(name, key))
+      .filter(([name, key]) => {
+        const bound = device.sessionIdentityKey(name);
+        return bound === undefined || sameKey(bound, key);
+      })
       .map(([name]) => name);
     const missing = names.filter((n) => !device.hasSession(n));
     const bundles = new Map<string, PrekeyBundle>();

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   DeviceListEvent,
   ImppClient,
+  KeyChangeEvent,
   ReceivedMessage,
   ReceivedPresence,
   TrustWarningEvent,
@@ -166,6 +167,68 @@ describe('key substitution (T07)', () => {
     const got = next<ReceivedMessage>(dave, 'message');
     expect(await bob.sendMessage('dave@example.org', 'for the real dave')).toHaveLength(1);
     expect((await got).text).toBe('for the real dave');
+  });
+});
+
+describe('key changes (T07)', () => {
+  it('a changed key raises a key-changed event', async () => {
+    // Its own server: the test re-keys alice's phone, which the tests below must not see.
+    const own = await startEnv();
+    try {
+      const laptop = own.client('alice', 'laptop');
+      const phone = own.client('alice', 'phone');
+      const sender = own.client('bob', 'phone');
+      for (const c of [laptop, phone, sender]) await c.connect();
+      await laptop.addDevice('phone');
+      const changes: KeyChangeEvent[] = [];
+      sender.on('keyChange', (k) => changes.push(k));
+      const got = next<ReceivedMessage>(phone, 'message');
+      expect(await sender.sendMessage(ALICE, 'before the change')).toHaveLength(2);
+      expect((await got).text).toBe('before the change');
+      expect(changes).toEqual([]);
+
+      // The phone now has another identity key (reinstalled, or swapped in by whoever controls
+      // the directory), and a listed device signs it onto the list: a properly signed list, so
+      // only the per-device memory of keys stands between the sender and the new key.
+      const device = `${ALICE}/phone`;
+      const oldKey = phone.identityKey;
+      const newKey = generateSigningKeyPair().publicKey;
+      own.store.db
+        .prepare('UPDATE devices SET identity_key = ? WHERE device = ?')
+        .run(Buffer.from(newKey), device);
+      await laptop.addDevice('phone');
+      const lists: DeviceListEvent[] = [];
+      sender.on('deviceList', (l) => lists.push(l));
+      const seq = (): number =>
+        (
+          own.store.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'queue'").get() as {
+            seq: number;
+          }
+        ).seq;
+      const before = seq();
+      const ids = await sender.sendMessage(ALICE, 'not for an unaccepted key');
+      expect(ids).toHaveLength(1); // the laptop only
+      expect(seq()).toBe(before + 1);
+      expect(lists).toMatchObject([{ address: ALICE, replaced: ['phone'] }]);
+      expect(changes).toEqual([{ device, previousKey: oldKey, newKey }]);
+      // Still refused on the next send, and after a restart (the known key is in the state file).
+      expect(await sender.sendMessage(ALICE, 'still not')).toHaveLength(1);
+      await sender.close();
+      const restarted = own.client('bob', 'phone');
+      const again: KeyChangeEvent[] = [];
+      restarted.on('keyChange', (k) => again.push(k));
+      await restarted.connect();
+      expect(await restarted.sendMessage(ALICE, 'nor after a restart')).toHaveLength(1);
+      expect(again).toEqual([{ device, previousKey: oldKey, newKey }]);
+      // Accepting the change never seals to the old key through the session made with it.
+      await restarted.close();
+      const accepting = own.client('bob', 'phone', { acceptKeyChanges: true });
+      await accepting.connect();
+      expect(await accepting.sendMessage(ALICE, 'not to the old key either')).toHaveLength(1);
+      expect(seq()).toBe(before + 4);
+    } finally {
+      await own.close();
+    }
   });
 });
 

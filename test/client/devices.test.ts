@@ -157,4 +157,43 @@ describe('several devices per user', () => {
     await second.connect();
     expect((await closed).code).toBe('ERR_CONFLICT');
   });
+
+  it('after a revocation nothing new is sealed for the device', async () => {
+    const ALICE = 'alice@example.org';
+    const laptop = env.client('alice', 'laptop');
+    const tablet = env.client('alice', 'tablet');
+    const bob = env.client('bob', 'phone');
+    for (const c of [laptop, tablet, bob]) await c.connect();
+    const lists: DeviceListEvent[] = [];
+    bob.on('deviceList', (l) => lists.push(l));
+    const queued = (): Map<string, number> => {
+      const rows = env.store.db
+        .prepare('SELECT device, COUNT(*) AS n FROM queue GROUP BY device')
+        .all() as { device: string; n: number }[];
+      return new Map(rows.map((r) => [r.device, r.n]));
+    };
+    const sequence = (): number =>
+      (
+        env.store.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'queue'").get() as {
+          seq: number;
+        }
+      ).seq;
+    // Before: laptop, phone and tablet are listed, and all three are sealed for.
+    const atTablet = next<ReceivedMessage>(tablet, 'message');
+    expect(await bob.sendMessage(ALICE, 'to all three')).toHaveLength(3);
+    expect((await atTablet).text).toBe('to all three');
+
+    const counter = await laptop.removeDevice('tablet');
+    const before = sequence();
+    const tabletBefore = queued().get(`${ALICE}/tablet`) ?? 0;
+    expect(await bob.sendMessage(ALICE, 'not for the tablet')).toHaveLength(2);
+    expect(lists).toContainEqual(
+      expect.objectContaining({ address: ALICE, counter, removed: ['tablet'] }),
+    );
+    // alice's own copies leave it out too.
+    expect(await laptop.sendMessage('bob@example.org', 'not to the tablet either')).toHaveLength(2);
+    // Exactly the copies counted above were stored, none of them for the tablet.
+    expect(sequence()).toBe(before + 4);
+    expect(queued().get(`${ALICE}/tablet`) ?? 0).toBe(tabletBefore);
+  });
 });

@@ -116,6 +116,33 @@ describe('verification', () => {
   // Key substitution by the server (T07) and ghost devices (T08): test/client/contacts.test.ts.
 });
 
+describe('a contact without keys (docs/security-model.md T10)', () => {
+  it('sending to a contact without keys fails and sends nothing', async () => {
+    // erin has an account but no device: no device list, no identity key, no prekey bundle.
+    env.accounts.create('erin', env.password);
+    const alice = env.client('alice', 'laptop');
+    const erin = 'erin@example.org';
+    await alice.connect();
+    const sequence = (): number =>
+      (
+        env.store.db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'queue'").get() as
+          { seq: number } | undefined
+      )?.seq ?? 0;
+    const before = sequence();
+    // A missing key is an error, never a fallback to anything unsealed.
+    await expect(alice.sendMessage(erin, 'for erin’s eyes only')).rejects.toMatchObject({
+      name: 'ImppError',
+      code: 'ERR_DEVICE_LIST_INVALID',
+    });
+    // Nor does an address with no account at all get anything.
+    await expect(
+      alice.sendMessage('nobody@example.org', 'for nobody’s eyes only'),
+    ).rejects.toMatchObject({ code: 'ERR_DEVICE_LIST_INVALID' });
+    expect(sequence()).toBe(before); // nothing was stored for anyone
+    expect(await env.store.devices.list(erin)).toEqual([]);
+  });
+});
+
 describe('storage', () => {
   it('the SQLite files hold none of the plaintext', async () => {
     await quiet(50);
@@ -130,6 +157,8 @@ describe('storage', () => {
       'back online',
       'exactly once please',
       'and the next one',
+      'for erin’s eyes only',
+      'for nobody’s eyes only',
     ]) {
       expect(bytes.includes(Buffer.from(secret, 'utf8'))).toBe(false);
       expect(bytes.includes(Buffer.from(secret, 'utf16le'))).toBe(false);
