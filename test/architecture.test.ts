@@ -152,3 +152,46 @@ describe('architecture: dependency rule', () => {
     }
   });
 });
+
+describe('architecture: test-only defence switches stay test-only', () => {
+  // Issue 6: the configurations with a defence switched off are "kept out of the shipped CLI:
+  // only the tests can build it". The switches are symbol-keyed options whose modules no index
+  // re-exports; here: no shipped entry point (the CLI, the threat suite, any index.ts) reaches them.
+  const SWITCH_MODULES = [
+    'service/defences.ts',
+    'client/defences.ts',
+    'seal/defences.ts',
+    'auth/checks.ts',
+  ];
+  const rel = (f: string): string => relative(src, f).split('\\').join('/');
+
+  it('no file of src/cli or src/threats, and no index.ts, imports a switch module', () => {
+    const offenders = files
+      .filter((f) => /^(cli|threats)\//.test(rel(f)) || rel(f).endsWith('/index.ts'))
+      .flatMap((f) =>
+        importsOf(f)
+          .filter((t) => SWITCH_MODULES.includes(rel(t)))
+          .map(() => rel(f)),
+      );
+    expect(offenders).toEqual([]);
+  });
+
+  it('the WEAKEN_ symbols appear only in the modules that define or honour them', () => {
+    const honouring = new Set([
+      ...SWITCH_MODULES,
+      'auth/server.ts',
+      'service/server.ts',
+      'service/session.ts',
+      'client/client.ts',
+      'seal/presence.ts',
+      'transport/server-core.ts',
+      'transport/tls-server.ts',
+      'transport/ws-server.ts',
+    ]);
+    const mentioning = files
+      .filter((f) => /\bWEAKEN_[A-Z]+\b/.test(readFileSync(f, 'utf8')))
+      .map(rel)
+      .filter((f) => !honouring.has(f));
+    expect(mentioning).toEqual([]);
+  });
+});

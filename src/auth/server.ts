@@ -8,16 +8,15 @@
  * `success` or `failure`. Failures are *values*, already reduced to the uniform wire answer; the
  * detailed reason goes only to the audit sink.
  */
+import { ALL_AUTH_CHECKS, WEAKEN_AUTH, type AuthChecks, type BeginOptions } from './checks.js';
 import { randomBytes, toHex } from '../crypto/index.js';
 import { formatAddress } from '../trust/address.js';
 import { wireFailureFor } from './policy.js';
 import { RateLimiter } from './rate-limit.js';
 import type { AuthRegistry, ResolvedBinding } from './registry.js';
 import {
-  ALL_AUTH_CHECKS,
   AuthError,
   type AccountChange,
-  type AuthChecks,
   type AuditSink,
   type AuthFailureReason,
   type AuthPolicy,
@@ -96,10 +95,11 @@ export class Authenticator {
   }
 
   /**
-   * Starts a session for one authentication attempt on `channel`. `checks` is for the threat
-   * suite's own tests only (every check is on when it is absent).
+   * Starts a session for one authentication attempt on `channel`. `options` is for the threat
+   * suite's own tests only (src/auth/checks.ts); every check is on without it.
    */
-  begin(channel: ChannelInfo, checks?: Partial<AuthChecks>): AuthSession {
+  begin(channel: ChannelInfo, options?: BeginOptions): AuthSession {
+    const checks = options?.[WEAKEN_AUTH];
     return new AuthSession(
       this.#usable(channel),
       channel,

@@ -19,7 +19,7 @@
  *
  * @example
  * ```ts
- * import type { CredentialProvider } from './types.js';
+import type { CredentialProvider } from './types.js';
  * const provider: CredentialProvider = {
  *   name: 'example', kind: 'custom', capabilities: ['verify-password'],
  *   async verifyPassword(username, password) { return { status: 'unknown' }; },
@@ -27,6 +27,7 @@
  * ```
  */
 import type { SecretBytes } from '../crypto/index.js';
+import type { AuthChecks } from './checks.js';
 import { ImppError, type ImppErrorCode } from '../errors.js';
 import type { Address } from '../trust/address.js';
 import type { PrincipalKind } from '../trust/principal.js';
@@ -343,32 +344,6 @@ export interface ServerMechanismContext {
    */
   readonly checks?: AuthChecks;
 }
-
-/**
- * Authentication checks that the threat suite's own tests can switch off one at a time
- * (src/service/defences.ts); `true` (the default) means the check is on.
- */
-export interface AuthChecks {
-  /** SCRAM-PLUS: the client's channel-binding data must equal this channel's (T16). */
-  readonly scramChannelBinding: boolean;
-  /** The rate limiter is consulted before each exchange and each claimed account (T18). */
-  readonly rateLimit: boolean;
-  /** An unknown user gets a fake salt and fails only at the end, like a wrong password (T19). */
-  readonly uniformUnknownUser: boolean;
-  /** EXTERNAL: a client certificate whose chain the TLS layer did not verify is refused (T52). */
-  readonly certificateChainVerified: boolean;
-  /** PKI: a certificate whose names map to two or more different addresses is refused (T53). */
-  readonly certificateSingleIdentity: boolean;
-}
-
-/** Every authentication check on. */
-export const ALL_AUTH_CHECKS: AuthChecks = Object.freeze({
-  scramChannelBinding: true,
-  rateLimit: true,
-  uniformUnknownUser: true,
-  certificateChainVerified: true,
-  certificateSingleIdentity: true,
-});
 
 /**
  * Dependencies a mechanism plug-in receives at registration.

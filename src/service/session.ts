@@ -5,6 +5,7 @@
  * protocol violation before authentication closes the connection.
  */
 import type { AuthSession, SessionOutcome } from '../auth/server.js';
+import { WEAKEN_AUTH } from '../auth/checks.js';
 import type { AuthResult, ChannelInfo } from '../auth/types.js';
 import { randomBytes } from '../crypto/index.js';
 import { ImppError, isImppError } from '../errors.js';
@@ -223,11 +224,13 @@ export class DeviceSession implements RoutablePeer {
       this.#authStartedAt = this.server.now();
       const { defences } = this.server;
       this.#auth = this.server.authenticator.begin(this.#channel, {
-        scramChannelBinding: defences.scramChannelBindingCheck,
-        rateLimit: defences.authRateLimit,
-        uniformUnknownUser: defences.uniformUnknownUser,
-        certificateChainVerified: defences.clientCertificateChainCheck,
-        certificateSingleIdentity: defences.certificateSingleIdentity,
+        [WEAKEN_AUTH]: {
+          scramChannelBinding: defences.scramChannelBindingCheck,
+          rateLimit: defences.authRateLimit,
+          uniformUnknownUser: defences.uniformUnknownUser,
+          certificateChainVerified: defences.clientCertificateChainCheck,
+          certificateSingleIdentity: defences.certificateSingleIdentity,
+        },
       });
       outcome = await this.#auth.start(mechanism, initial ?? null);
     } else if (frame.type === ClientFrame.AUTH_RESPONSE) {
