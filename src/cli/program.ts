@@ -49,7 +49,7 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('impp');
   program
     .description(
-      'impp: end-to-end sealed instant messaging and presence (IMPP, RFC 2778/2779).\n' +
+      'impp: end-to-end sealed instant messaging and presence (IMPP, RFC 2778/2779). ' +
         'Servers authenticate, route and store; only the devices a message is for can read it.',
     )
     .version(packageVersion(), '-V, --version', 'print the impp version')

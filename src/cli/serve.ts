@@ -260,10 +260,10 @@ export function registerServe(program: Command, io: CliIo): void {
     .command('serve')
     .summary('run the server (embedded defaults, or a configuration file)')
     .description(
-      'Run the impp server for one domain. Without a configuration it serves "localhost" on\n' +
-        '127.0.0.1 (TLS on 5330, WebSocket on 5331) and keeps everything in ./.impp: the first\n' +
-        'start creates a domain key, a local CA and a server certificate; later starts reuse them.\n' +
-        'Logs are JSON lines on standard error (never message content, passwords or keys).\n' +
+      'Run the impp server for one domain. Without a configuration it serves "localhost" on ' +
+        '127.0.0.1 (TLS on 5330, WebSocket on 5331) and keeps everything in ./.impp: the first ' +
+        'start creates a domain key, a local CA and a server certificate; later starts reuse them. ' +
+        'Logs are JSON lines on standard error (never message content, passwords or keys). ' +
         'SIGTERM or Ctrl-C stops it gracefully.',
     )
     .option('--config <file>', 'server configuration file (YAML; default: $IMPP_CONFIG, or none)')

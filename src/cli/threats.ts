@@ -447,9 +447,9 @@ export function registerThreats(
     .command('threats')
     .summary('attack a deployment and report which threats are mitigated')
     .description(
-      'Plays the adversary of docs/security-model.md against a deployment: for each threat a\n' +
-        'benign control step, then the attack, then a verdict: MITIGATED, VULNERABLE, NOT-TESTED\n' +
-        '(with the reason) or ACCEPTED-RISK. Exit code 1 when anything is VULNERABLE or ERROR.\n' +
+      'Plays the adversary of docs/security-model.md against a deployment: for each threat a ' +
+        'benign control step, then the attack, then a verdict: MITIGATED, VULNERABLE, NOT-TESTED ' +
+        '(with the reason) or ACCEPTED-RISK. Exit code 1 when anything is VULNERABLE or ERROR. ' +
         'Operator guide: docs/threat-suite.md.',
     )
     .option(

@@ -2,7 +2,7 @@
  * End-to-end: the real `impp` entry point in a child process (tsx, as `npx tsx src/cli/main.ts`
  * would run it), its output and its exit codes.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -72,6 +72,21 @@ describe.concurrent('impp (child process)', () => {
     expect(demo.code).toBe(0);
     expect(demo.stdout).toContain('--json');
     expect(demo.stdout).toContain('Examples:');
+  });
+
+  it('a reader that goes away (| head) ends the command quietly, not with an EPIPE crash', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', main, 'threats', '--help'], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    // Read one chunk, then close the pipe, as `head -1` does.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((done) => child.on('close', done));
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(code).toBe(0);
   });
 
   it('--version prints the version of package.json', async () => {
