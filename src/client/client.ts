@@ -107,8 +107,8 @@ export interface ImppClientOptions {
   readonly logKey?: Uint8Array;
   /**
    * Accept a contact device's changed identity key (after a `keyChange` event). Default false.
-   * Nothing is sealed over a session under the old key: an accepted device gets messages again
-   * once it has started a session under its new key.
+   * The session made with the old key is then dropped and a new one started from a prekey bundle
+   * carrying the new (listed) key: nothing is ever sealed to, or opened from, the old key.
    */
   readonly acceptKeyChanges?: boolean;
   /**
@@ -185,6 +185,9 @@ export interface DeviceListEvent {
  *   policy hook; nothing is sealed for it;
  * - `bundle-invalid`: a listed device's prekey bundle does not verify (e.g. a signed prekey the
  *   device did not sign, X3DH §3.3); nothing is sealed for it;
+ * - `bundle-missing`: the server gave no prekey bundle for a listed device this device has no
+ *   session with (T10: withheld, or the device has none left); nothing is sealed for it, and when
+ *   that leaves the recipient with no device at all `sendMessage` rejects instead;
  * - `unlisted-sender`: a message came from a device not on the sender's last verified list (it is
  *   delivered, flagged: the list may simply be newer than the one held).
  */
@@ -194,6 +197,7 @@ export interface TrustWarningEvent {
     | 'unlisted-device'
     | 'key-mismatch'
     | 'bundle-invalid'
+    | 'bundle-missing'
     | 'enrolment-invalid'
     | 'unlisted-sender';
   readonly address: string;
@@ -624,12 +628,21 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
    * Sends `text` to every device on `to`'s verified device list and to this user's other listed
    * devices. Resolves when the server has stored every copy. Returns the message ids (hex), one
    * per device sealed for: a device refused for trust reasons (see the `trustWarning` and
-   * `keyChange` events) is left out, so an empty array means nothing was sent. Rejects with
-   * `ERR_DEVICE_LIST_INVALID` when a list does not verify (rollback, forged signer).
+   * `keyChange` events) is left out, so an empty array means nothing was sent. A listed device
+   * without session or prekey bundle is left out with a `bundle-missing` warning. Rejects, before
+   * anything is sent, with `ERR_DEVICE_LIST_INVALID` when a list does not verify (rollback, forged
+   * signer), and with `ERR_SEAL_SESSION_STATE` when no device of the recipient can be sealed for
+   * and a missing bundle is why (T10: a missing bundle is an error, never a silent empty send).
    */
   async sendMessage(to: string, text: string): Promise<string[]> {
     const recipient = formatAddress(parseAddress(to));
-    const targets = await this.#targets(recipient);
+    const { targets, withoutBundle } = await this.#targetsOf(recipient);
+    if (targets.length === 0 && withoutBundle.length > 0) {
+      throw new ImppError(
+        'ERR_SEAL_SESSION_STATE',
+        `no prekey bundle for ${withoutBundle.length} listed device(s) of the recipient and no other device to seal for`,
+      );
+    }
     if (recipient !== this.address) targets.push(...(await this.#targets(this.address)));
     const cpim = encodeCpim(
       cpimTextMessage({
@@ -644,27 +657,39 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return sealed.map((s) => toHex(s.messageId));
   }
 
+  /** {@link #targetsOf} without the devices left out for want of a bundle (warned about). */
+  async #targets(address: string): Promise<SealTarget[]> {
+    return (await this.#targetsOf(address)).targets;
+  }
+
   /**
    * Seal targets for the devices on `address`'s verified device list (bundles fetched for devices
-   * without a session). The server's directory only informs: a device it shows that is not on
-   * the list (T08), or a bundle whose identity key is not the listed one (T07), gets nothing.
+   * without a session), each bound to its listed identity key. The server's directory only
+   * informs: a device it shows that is not on the list (T08), or a bundle whose identity key is
+   * not the listed one (T07), gets nothing. `withoutBundle`: listed, accepted devices left out
+   * because the server gave no bundle for them (T10).
    */
-  async #targets(address: string): Promise<SealTarget[]> {
+  async #targetsOf(address: string): Promise<{ targets: SealTarget[]; withoutBundle: string[] }> {
     const listed = await this.#listedDevices(address);
     const device = this.#sealDevice();
     // A listed key that differs from the one used before is a key change: refuse that device
     // unless the app accepts changes (the list was signed by a device trusted before).
-    // An existing session bound to another key than the listed one belongs to the replaced key,
-    // and the seal layer would reuse it: even an accepted change must not seal to the old key.
-    // The device gets messages again once it starts a session under its new key.
     const names = [...listed]
       .filter(([name, key]) => name !== this.device && this.#checkKey(name, key))
-      .filter(([name, key]) => {
-        const bound = device.sessionIdentityKey(name);
-        return bound === undefined || sameKey(bound, key);
-      })
       .map(([name]) => name);
+    // A session bound to another key than the listed (and accepted) one was made with the
+    // replaced key: dropped, so that nothing is sealed to or opened from that key again; the
+    // device gets a new session from a bundle under its new key below.
+    let dropped = false;
+    for (const n of names) {
+      const bound = device.sessionIdentityKey(n);
+      if (bound !== undefined && !sameKey(bound, listed.get(n) as Uint8Array)) {
+        dropped = device.dropSession(n) || dropped;
+      }
+    }
+    if (dropped) await this.#save();
     const missing = names.filter((n) => !device.hasSession(n));
+    const refused = new Set<string>();
     const bundles = new Map<string, PrekeyBundle>();
     if (missing.length > 0) {
       const reply = await this.#request(Frames.GET_BUNDLES, { address });
@@ -683,6 +708,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
           this.#defences.bundleKeyCheck &&
           (!(b.identityKey instanceof Uint8Array) || !sameKey(key, b.identityKey))
         ) {
+          refused.add(name);
           this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
           continue;
         }
@@ -691,19 +717,30 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
           bundle = toBundle(b);
         } catch (e) {
           if (!isImppError(e)) throw e;
+          refused.add(name);
           this.emit('trustWarning', { kind: 'bundle-invalid', address, device: name });
           continue;
         }
         bundles.set(name, bundle);
       }
     }
-    const out: SealTarget[] = [];
+    const targets: SealTarget[] = [];
+    const withoutBundle: string[] = [];
     for (const n of names) {
+      const key = listed.get(n) as Uint8Array;
       const bundle = bundles.get(n);
-      if (device.hasSession(n)) out.push({ to: n });
-      else if (bundle !== undefined) out.push({ to: n, bundle });
+      if (device.hasSession(n)) targets.push({ to: n, identityKey: key });
+      else if (bundle !== undefined) {
+        // The seal layer checks the bundle against the key too; with the client's own check
+        // switched off (a threat-suite test) the directory's word is what is being tested.
+        const identityKey = this.#defences.bundleKeyCheck ? key : bundle.identityKey;
+        targets.push({ to: n, bundle, identityKey });
+      } else if (!refused.has(n)) {
+        withoutBundle.push(n);
+        this.emit('trustWarning', { kind: 'bundle-missing', address, device: n });
+      }
     }
-    return out;
+    return { targets, withoutBundle };
   }
 
   /**

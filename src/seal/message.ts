@@ -92,8 +92,16 @@ function openFailed(): ImppError {
 export interface SealTarget {
   /** The recipient device. */
   readonly to: string | DeviceAddress;
-  /** Needed only when no session with `to` exists yet. */
+  /** Needed only when no session with `to` exists yet, or when `identityKey` replaces it. */
   readonly bundle?: PrekeyBundle;
+  /**
+   * The identity key `to` must have (from a verified device list). A session bound to another key
+   * is never used: it was made with a replaced key, and sealing over it would let the holder of
+   * that key read on. The caller has accepted the change, so a new session is started from
+   * `bundle`, whose identity key must be this one (`ERR_IDENTITY_CHANGED` otherwise), and on
+   * success the old session is dropped. Without a bundle that is `ERR_SEAL_SESSION_STATE`.
+   */
+  readonly identityKey?: Uint8Array;
 }
 
 /** A sealed object ready to hand to the server. */
@@ -246,8 +254,26 @@ export function sealSessionObject(
     throw new ImppError('ERR_INVALID_ARGUMENT', 'a device does not seal for itself');
   }
   const existing = s.sessions.get(to);
+  const expected = target.identityKey;
+  const replaced =
+    existing !== undefined &&
+    expected !== undefined &&
+    !constantTimeEqual(existing.remoteIdentityKey, expected);
+  if (
+    expected !== undefined &&
+    (existing === undefined || replaced) &&
+    target.bundle !== undefined &&
+    !constantTimeEqual(target.bundle.identityKey, expected)
+  ) {
+    throw new ImppError(
+      'ERR_IDENTITY_CHANGED',
+      'prekey bundle is not for the expected identity key',
+    );
+  }
   const session =
-    existing !== undefined ? cloneSession(existing) : newInitiatorSession(s, to, target);
+    existing !== undefined && !replaced
+      ? cloneSession(existing)
+      : newInitiatorSession(s, to, target);
   try {
     const messageId = s.rng(MESSAGE_ID_BYTES);
     const eSecret = s.rng(32);
@@ -309,6 +335,14 @@ export function sealSessionObject(
     session.sendSequence = sequence;
     // Commit.
     if (existing !== undefined) wipeSession(existing);
+    if (replaced) {
+      // Kept for simultaneous initiation under one key only: the replaced key opens nothing.
+      const archived = s.archivedSessions.get(to);
+      if (archived !== undefined && !constantTimeEqual(archived.remoteIdentityKey, expected)) {
+        wipeSession(archived);
+        s.archivedSessions.delete(to);
+      }
+    }
     s.sessions.set(to, session);
     return { to, messageId, bytes };
   } catch (e) {

@@ -211,6 +211,25 @@ export class SealDevice {
     return key === undefined ? undefined : Uint8Array.from(key);
   }
 
+  /**
+   * Forgets every session with `remoteDevice` (the current one and the one kept after a
+   * replacement), wiping their keys: for an accepted identity change, after which nothing must be
+   * sealed to, or opened from, the replaced key. `true` when there was something to drop.
+   */
+  dropSession(remoteDevice: string): boolean {
+    const s = this[STATE];
+    const device = canonicalDevice(remoteDevice);
+    let dropped = false;
+    for (const map of [s.sessions, s.archivedSessions]) {
+      const session = map.get(device);
+      if (session === undefined) continue;
+      wipeSession(session);
+      map.delete(device);
+      dropped = true;
+    }
+    return dropped;
+  }
+
   /** Remote devices with a session. */
   sessionDevices(): string[] {
     return [...this[STATE].sessions.keys()];

@@ -15,7 +15,11 @@ import type {
   ReceivedPresence,
   TrustWarningEvent,
 } from '../../src/client/client.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeState, FileStateStore } from '../../src/client/state.js';
 import { generateSigningKeyPair } from '../../src/crypto/index.js';
+import { openMessage, SealDevice } from '../../src/seal/index.js';
 import { parseAddress } from '../../src/trust/address.js';
 import { createDeviceList } from '../../src/trust/device-list.js';
 import { issueEnrolmentStatement } from '../../src/trust/enrolment.js';
@@ -220,15 +224,150 @@ describe('key changes (T07)', () => {
       await restarted.connect();
       expect(await restarted.sendMessage(ALICE, 'nor after a restart')).toHaveLength(1);
       expect(again).toEqual([{ device, previousKey: oldKey, newKey }]);
-      // Accepting the change never seals to the old key through the session made with it.
+      // Accepting the change never seals to the old key through the session made with it, nor
+      // to a bundle that the new key did not sign (here the server still serves the old one).
       await restarted.close();
       const accepting = own.client('bob', 'phone', { acceptKeyChanges: true });
+      const seen: TrustWarningEvent[] = [];
+      accepting.on('trustWarning', (w) => seen.push(w));
       await accepting.connect();
       expect(await accepting.sendMessage(ALICE, 'not to the old key either')).toHaveLength(1);
       expect(seq()).toBe(before + 4);
+      expect(seen).toContainEqual({ kind: 'bundle-invalid', address: ALICE, device });
     } finally {
       await own.close();
     }
+  });
+
+  it('after an accepted change the next message reaches the re-keyed device; the old key opens nothing', async () => {
+    const own = await startEnv();
+    try {
+      const laptop = own.client('alice', 'laptop');
+      const phone = own.client('alice', 'phone');
+      const sender = own.client('bob', 'phone', { acceptKeyChanges: true });
+      for (const c of [laptop, phone, sender]) await c.connect();
+      await laptop.addDevice('phone');
+      const got = next<ReceivedMessage>(phone, 'message');
+      expect(await sender.sendMessage(ALICE, 'before the change')).toHaveLength(2);
+      expect((await got).text).toBe('before the change');
+
+      // The phone is reinstalled: a new identity key under the same device id (the operator reset
+      // the id; its prekeys and queue went with it). The old state file is the old key's holder.
+      const device = `${ALICE}/phone`;
+      const oldKey = phone.identityKey;
+      await phone.close();
+      const oldHolder = SealDevice.restore(
+        decodeState(readFileSync(join(own.dir, 'alice-phone.state'))).device,
+      );
+      own.store.db.prepare('DELETE FROM devices WHERE device = ?').run(device);
+      const newState = (): FileStateStore =>
+        new FileStateStore(join(own.dir, 'alice-phone-reinstalled.state'));
+      const reinstalled = own.client('alice', 'phone', { state: newState() });
+      await reinstalled.connect();
+      const newKey = reinstalled.identityKey;
+      expect(Buffer.from(newKey).equals(Buffer.from(oldKey))).toBe(false);
+      await reinstalled.close(); // offline: its copies stay on the server, to be inspected
+      await laptop.addDevice('phone');
+
+      const changes: KeyChangeEvent[] = [];
+      sender.on('keyChange', (k) => changes.push(k));
+      expect(await sender.sendMessage(ALICE, 'after the change')).toHaveLength(2);
+      expect(changes).toEqual([{ device, previousKey: oldKey, newKey }]);
+      const forPhone = (): Uint8Array[] =>
+        (
+          own.store.db
+            .prepare('SELECT bytes FROM queue WHERE device = ? ORDER BY seq')
+            .all(device) as { bytes: Buffer }[]
+        ).map((r) => new Uint8Array(r.bytes));
+      const prekeysLeft = (): number =>
+        (
+          own.store.db
+            .prepare('SELECT count(*) AS n FROM one_time_prekeys WHERE device = ?')
+            .get(device) as { n: number }
+        ).n;
+      expect(forPhone()).toHaveLength(1);
+
+      // The new session is in the state file: a restarted sender goes on with it (no bundle).
+      await sender.close();
+      const restarted = own.client('bob', 'phone', { acceptKeyChanges: true });
+      await restarted.connect();
+      const left = prekeysLeft();
+      expect(await restarted.sendMessage(ALICE, 'and after a restart')).toHaveLength(2);
+      expect(prekeysLeft()).toBe(left);
+      const copies = forPhone();
+      expect(copies).toHaveLength(2);
+      for (const bytes of copies) {
+        expect(() => openMessage(oldHolder, bytes)).toThrow(
+          expect.objectContaining({ code: 'ERR_SEAL_OPEN_FAILED' }),
+        );
+      }
+
+      // Back online, the re-keyed phone opens both with its new key, in order.
+      const texts: string[] = [];
+      const back = own.client('alice', 'phone', { state: newState() });
+      back.on('message', (m) => texts.push(m.text));
+      await back.connect();
+      for (let i = 0; i < 100 && texts.length < 2; i++) await quiet(20);
+      expect(texts).toEqual(['after the change', 'and after a restart']);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe('a withheld prekey bundle (T10)', () => {
+  it('is an error when no device is left, a bundle-missing warning when one is', async () => {
+    // frank has two listed devices; carol has never sealed for either (bundles will be fetched).
+    env.accounts.create('frank', env.password);
+    const FRANK = 'frank@example.org';
+    const phone = env.client('frank', 'phone');
+    const tablet = env.client('frank', 'tablet');
+    await phone.connect();
+    await tablet.connect();
+    await phone.addDevice('tablet');
+    const seen: TrustWarningEvent[] = [];
+    carol.on('trustWarning', (w) => seen.push(w));
+    type Row = { device: string; key_id: number; public_key: Buffer; signature: Buffer };
+    const withhold = (device: string): Row => {
+      const row = env.store.db
+        .prepare(
+          'SELECT device, key_id, public_key, signature FROM signed_prekeys WHERE device = ?',
+        )
+        .get(device) as Row;
+      env.store.db.prepare('DELETE FROM signed_prekeys WHERE device = ?').run(device);
+      return row;
+    };
+    const restore = (r: Row): void => {
+      env.store.db
+        .prepare(
+          'INSERT INTO signed_prekeys (device, key_id, public_key, signature, uploaded_at) VALUES (?, ?, ?, ?, ?)',
+        )
+        .run(r.device, r.key_id, r.public_key, r.signature, Date.now());
+    };
+    // The server claims neither device has keys: a typed error, and nothing is stored.
+    const phoneRow = withhold(`${FRANK}/phone`);
+    withhold(`${FRANK}/tablet`);
+    const before = queued();
+    await expect(carol.sendMessage(FRANK, 'not into the void')).rejects.toMatchObject({
+      name: 'ImppError',
+      code: 'ERR_SEAL_SESSION_STATE',
+    });
+    expect(queued()).toBe(before);
+    for (const d of ['phone', 'tablet']) {
+      expect(seen).toContainEqual({
+        kind: 'bundle-missing',
+        address: FRANK,
+        device: `${FRANK}/${d}`,
+      });
+    }
+    // Only the tablet's is withheld: the phone gets it, the tablet is named in a warning.
+    restore(phoneRow);
+    seen.length = 0;
+    const got = next<ReceivedMessage>(phone, 'message');
+    expect(await carol.sendMessage(FRANK, 'for the phone')).toHaveLength(1);
+    expect((await got).text).toBe('for the phone');
+    expect(seen).toEqual([{ kind: 'bundle-missing', address: FRANK, device: `${FRANK}/tablet` }]);
+    expect((await env.store.queue.usage(`${FRANK}/tablet`)).count).toBe(0);
   });
 });
 

@@ -216,6 +216,54 @@ describe('sessions: identity binding', () => {
     expect(toHex(opened.senderIdentityKey)).toBe(toHex(mallory.identityKey));
   });
 
+  it('a target with a new identity key replaces the old key’s session; the old key opens nothing', () => {
+    const { alice, bob } = pair(); // alice holds a session with bob's old key
+    const rekeyed = device(BOB); // bob's laptop, reinstalled with a new identity key
+    const before = toHex(alice.serialise());
+    // Without a bundle, or with one under any key but the expected one: refused, nothing changes.
+    expectCode(
+      () => sealMessage(alice, { to: BOB, identityKey: rekeyed.identityKey }, 't', utf8('x')),
+      'ERR_SEAL_SESSION_STATE',
+    );
+    for (const bundle of [bob.bundle(), device(BOB).bundle()]) {
+      expectCode(
+        () =>
+          sealMessage(alice, { to: BOB, bundle, identityKey: rekeyed.identityKey }, 't', utf8('x')),
+        'ERR_IDENTITY_CHANGED',
+      );
+    }
+    expect(toHex(alice.serialise())).toBe(before);
+    // The session's own key still uses the session (no bundle needed, none consumed).
+    const same = sealMessage(alice, { to: BOB, identityKey: bob.identityKey }, 't', utf8('same'));
+    expect(fromUtf8(openMessage(bob, same.bytes).payload)).toBe('same');
+
+    const target = { to: BOB, bundle: rekeyed.bundle(), identityKey: rekeyed.identityKey };
+    const m = sealMessage(alice, target, 't', utf8('for the new key'));
+    expect(toHex(alice.sessionIdentityKey(BOB) as Uint8Array)).toBe(toHex(rekeyed.identityKey));
+    expectCode(() => openMessage(bob, m.bytes), 'ERR_SEAL_OPEN_FAILED');
+    const opened = openMessage(rekeyed, m.bytes);
+    expect(fromUtf8(opened.payload)).toBe('for the new key');
+    expect(opened.newSession).toBe(true);
+    // The next one too, over the new session; still nothing for the old key, even after a restart.
+    const restored = SealDevice.restore(alice.serialise());
+    const m2 = sealMessage(restored, { to: BOB, identityKey: rekeyed.identityKey }, 't', utf8('2'));
+    expectCode(() => openMessage(bob, m2.bytes), 'ERR_SEAL_OPEN_FAILED');
+    expect(openMessage(rekeyed, m2.bytes).sequence).toBe(2);
+    // The old key's device can no longer reach alice over the dropped session either.
+    const fromOld = sealMessage(bob, { to: ALICE }, 't', utf8('from the old key'));
+    expectCode(() => openMessage(restored, fromOld.bytes), 'ERR_SEAL_OPEN_FAILED');
+  });
+
+  it('dropSession forgets the current and the archived session', () => {
+    const { alice, bob } = pair();
+    expect(alice.dropSession(BOB)).toBe(true);
+    expect(alice.hasSession(BOB)).toBe(false);
+    expect(alice.dropSession(BOB)).toBe(false);
+    const fromBob = sealMessage(bob, { to: ALICE }, 't', utf8('over the dropped session'));
+    expectCode(() => openMessage(alice, fromBob.bytes), 'ERR_SEAL_OPEN_FAILED');
+    expect(alice[STATE].archivedSessions.size).toBe(0);
+  });
+
   it('trustNewIdentity can refuse a first contact', () => {
     const alice = device(ALICE);
     const bob = device(BOB);
