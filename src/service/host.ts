@@ -7,12 +7,17 @@ import type { SigningKeyPair } from '../crypto/index.js';
 import type { KeyLog } from '../trust/keylog/log.js';
 import type { RequestAdmission } from './admission.js';
 import type { ServerDefences } from './defences.js';
-import type { ServiceStore } from './store/types.js';
+import type { PendingObject, ServiceStore } from './store/types.js';
 
 /** A bound device session as the router sees it. */
 export interface RoutablePeer {
-  /** Pushes pending queued objects, in order. */
+  /** Pushes pending queued objects, in order, read from the store. */
   flush(): Promise<void>;
+  /**
+   * An object for this device was just stored (durably): pushed from memory when the session
+   * is caught up, otherwise the store is read. Calls come in queue order.
+   */
+  pushStored(object: PendingObject): void;
   /** Pushes a presence object (same bytes to every watcher). */
   pushPresence(object: Uint8Array): void;
   /** Pushes a subscription state change. */

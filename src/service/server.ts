@@ -162,6 +162,8 @@ export class ImppServer implements SessionHost {
   /** Connection ids for logs: a counter, so that log lines of one connection can be grouped. */
   #nextConnectionId = 1;
   readonly #accountTimer: NodeJS.Timeout;
+  /** Stops the queue's commit notices (see the constructor). */
+  readonly #unwatchQueue: () => void;
   #accountsSince: number;
   #checkingAccounts = false;
 
@@ -195,6 +197,19 @@ export class ImppServer implements SessionHost {
       void this.#endChangedAccounts();
     }, options.accountRecheckMs ?? ACCOUNT_RECHECK_MS);
     this.#accountTimer.unref();
+    // Each durable enqueue reaches the recipient's session from memory; a session that is not
+    // caught up reads the store instead (DeviceSession.pushStored).
+    this.#unwatchQueue = options.store.queue.watch({
+      stored: (object) => {
+        this.#online.get(object.recipientDevice)?.pushStored(object);
+      },
+      unsure: (device) => {
+        this.#online
+          .get(device)
+          ?.flush()
+          .catch(() => undefined);
+      },
+    });
   }
 
   /**
@@ -313,6 +328,7 @@ export class ImppServer implements SessionHost {
    */
   async close(): Promise<void> {
     clearInterval(this.#accountTimer);
+    this.#unwatchQueue();
     await Promise.all([this.#transport.close(), this.#websocket?.close()]);
     for (const s of this.#sessions.keys()) s.connection.close();
   }

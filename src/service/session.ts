@@ -36,7 +36,7 @@ import {
   uint,
 } from './protocol.js';
 import type { RoutablePeer, SessionHost } from './host.js';
-import type { OneTimePrekey, SubscriptionAction } from './store/types.js';
+import type { OneTimePrekey, PendingObject, SubscriptionAction } from './store/types.js';
 import { readServiceHeader } from './store/validate.js';
 
 type Phase = 'auth' | 'bind' | 'ready' | 'closed';
@@ -69,12 +69,20 @@ export class DeviceSession implements RoutablePeer {
   #registered = false;
   #flushing = false;
   #flushAgain = false;
+  /** Seq of the last object pushed in this session (DELIVER), 0 before the first. */
   #lastSeq = 0;
+  /**
+   * Caught up: a store read found nothing committed after #lastSeq, no read runs, and the
+   * outbound queue is below its high-water mark. Then each object the store reports stored
+   * (in queue order, see MessageQueueRepository.watch) is the next one, and goes out from memory.
+   */
+  #live = false;
   /** When this connection began authenticating: account changes from then on end it (T21). */
   #authStartedAt: number | undefined;
   /** SENDs queue here so a lookup before the enqueue keeps their order (see #sendObject). */
   #sendOrder: Promise<unknown> = Promise.resolve();
-  readonly #channel: ChannelInfo;
+  /** What the TLS channel tells authentication and binding; dropped once bound. */
+  #channel: ChannelInfo | undefined;
   readonly #costly: TokenBucket;
   /** Pipelined SEND/ACK requests not answered yet. */
   readonly #inFlight = new Set<Promise<void>>();
@@ -122,7 +130,7 @@ export class DeviceSession implements RoutablePeer {
 
   start(): void {
     this.#send(ClientFrame.AUTH_OFFER, {
-      mechanisms: this.server.authenticator.offer(this.#channel),
+      mechanisms: this.server.authenticator.offer(this.#channel as ChannelInfo),
     });
     void this.#run();
   }
@@ -223,7 +231,7 @@ export class DeviceSession implements RoutablePeer {
       // counts as newer than this session (docs/protocol.md, "Ending sessions").
       this.#authStartedAt = this.server.now();
       const { defences } = this.server;
-      this.#auth = this.server.authenticator.begin(this.#channel, {
+      this.#auth = this.server.authenticator.begin(this.#channel as ChannelInfo, {
         [WEAKEN_AUTH]: {
           scramChannelBinding: defences.scramChannelBindingCheck,
           rateLimit: defences.authRateLimit,
@@ -279,7 +287,7 @@ export class DeviceSession implements RoutablePeer {
     const address = this.#address as string;
     const ok = verifyBinding(
       {
-        exporter: this.#channel.tlsExporter as Uint8Array,
+        exporter: (this.#channel as ChannelInfo).tlsExporter as Uint8Array,
         nonce: this.#nonce as Uint8Array,
         address,
         deviceId,
@@ -301,6 +309,8 @@ export class DeviceSession implements RoutablePeer {
     // Its own 32 bytes: the decoded field is a view that would pin the whole received chunk.
     this.#identityKey = Uint8Array.from(identityKey);
     this.#nonce = undefined;
+    // Not needed once bound: an idle session holds only what it routes by.
+    this.#channel = undefined;
     this.#registered = existing !== undefined;
     this.#phase = 'ready';
     this.server.bound(`${address}/${deviceId}`, this);
@@ -324,37 +334,86 @@ export class DeviceSession implements RoutablePeer {
   }
 
   /**
-   * @internal Pushes every pending object after the last one pushed, in queue order. A push that
-   * arrives during a flush only asks the flush to look again, so order is kept.
+   * @internal Pushes every pending object after the last one pushed, in queue order, read from
+   * the store. A push that arrives during a flush only asks the flush to look again, so order
+   * is kept.
    */
   async flush(): Promise<void> {
-    const device = this.device;
-    if (device === undefined || !this.#registered || this.#phase !== 'ready') return;
+    if (this.device === undefined || !this.#registered || this.#phase !== 'ready') return;
+    this.#live = false;
     if (this.#flushing) {
       this.#flushAgain = true;
       return;
     }
     this.#flushing = true;
+    await this.#readQueue();
+  }
+
+  /**
+   * @internal An object for this device is stored, durably. Every object stored before it
+   * either was in a store read of this session (seq ≤ #lastSeq) or was reported here earlier,
+   * so when the session is live it is exactly the next one in queue order.
+   */
+  pushStored(object: PendingObject): void {
+    if (object.seq <= this.#lastSeq) return; // a store read already pushed it
+    if (!this.#live) {
+      this.flush().catch(() => undefined);
+      return;
+    }
+    if (this.connection.state !== 'open') return;
+    this.#lastSeq = object.seq;
+    let below: boolean;
     try {
+      below = this.connection.send(ClientFrame.DELIVER, { seq: object.seq, object: object.bytes });
+    } catch {
+      // Closed by the transport (a slow consumer): the object stays queued for the next login.
+      this.#live = false;
+      return;
+    }
+    if (below) return;
+    // A slow reader: back to the store, from where this push left off, once the queue drained.
+    this.#live = false;
+    this.#flushing = true;
+    this.#readQueue(this.connection.drained()).catch(() => undefined);
+  }
+
+  /**
+   * The store read of {@link flush}, after `first` if given; the caller set #flushing, this
+   * clears it. Ends live when it found everything committed.
+   */
+  async #readQueue(first?: Promise<void>): Promise<void> {
+    const device = this.device as string;
+    try {
+      if (first !== undefined) await first;
       for (let rounds = 0; rounds < 10_000; rounds++) {
+        if (!this.#open()) return;
         const batch = await this.server.store.queue.pending(device, {
           after: this.#lastSeq,
           limit: PROTOCOL_LIMITS.deliverBatch,
         });
         for (const p of batch) {
-          if (this.connection.state !== 'open') return;
+          if (!this.#open()) return;
           this.#lastSeq = p.seq;
           if (!this.connection.send(ClientFrame.DELIVER, { seq: p.seq, object: p.bytes })) {
             await this.connection.drained();
           }
         }
-        // A short page was everything committed when it was read; whatever commits later calls
-        // flush() again (which sets #flushAgain while this runs), so no second, empty read.
-        if (batch.length < PROTOCOL_LIMITS.deliverBatch && !this.#takeFlushAgain()) return;
+        // A short page was everything committed when it was read; whatever commits later is
+        // reported to pushStored (which sets #flushAgain while this runs), so no second, empty
+        // read. From this check on the session is live, in the same turn as #flushing clears.
+        if (batch.length < PROTOCOL_LIMITS.deliverBatch && !this.#takeFlushAgain()) {
+          this.#live = this.#open() && this.#phase === 'ready';
+          return;
+        }
       }
     } finally {
       this.#flushing = false;
     }
+  }
+
+  /** A method, not a property read: the state changes across the awaits above. */
+  #open(): boolean {
+    return this.connection.state === 'open';
   }
 
   /** Whether a push asked the running flush to look again (and clears the request). */
@@ -389,6 +448,9 @@ export class DeviceSession implements RoutablePeer {
       }
       const result = await this.#dispatch(frame.type, body);
       this.#send(ClientFrame.RESULT, { id, ...result });
+      // Objects may be queued for a device from its registration's commit on: push them, and
+      // follow the queue from then on (after the RESULT, which the client awaits first).
+      if (frame.type === ClientFrame.REGISTER) this.flush().catch(() => undefined);
     } catch (e) {
       if (!isImppError(e)) throw e;
       const code = WIRE_ERROR_CODES.includes(e.code) ? e.code : 'ERR_PROTOCOL';
@@ -650,15 +712,10 @@ export class DeviceSession implements RoutablePeer {
         };
       });
     this.#sendOrder = turn.catch(() => undefined);
+    // Stored (durably, per the store's commit) before the sender hears "ok". The store reports
+    // the stored object to the server, which pushes it to the recipient's session if online
+    // (pushStored), before this resolves.
     const outcome = await (await turn).enqueued;
-    if (outcome.status === 'stored') {
-      // Stored (durably, per the store's commit) before the sender hears "ok".
-      // A failed push is not the sender's problem: the object stays queued for the next login.
-      this.server
-        .online(recipient)
-        ?.flush()
-        .catch(() => undefined);
-    }
     return { duplicate: outcome.status === 'duplicate' };
   }
 

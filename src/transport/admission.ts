@@ -119,43 +119,82 @@ export class Admission {
     this.#connections += 1;
     this.#unauthTotal += 1;
     this.#unauthenticated.set(source, count + 1);
-
-    let authenticated = false;
-    let released = false;
-    let deadlineHandler = destroy;
-    const leaveUnauthenticated = (): void => {
-      const n = (this.#unauthenticated.get(source) ?? 1) - 1;
-      if (n <= 0) this.#unauthenticated.delete(source);
-      else this.#unauthenticated.set(source, n);
-      this.#unauthTotal -= 1;
-    };
-    const timer = setTimeout(() => {
-      if (!authenticated && !released) deadlineHandler();
-    }, this.#preAuthTimeoutMs);
-    timer.unref();
-
-    return {
-      source,
-      acceptedAt: Date.now(),
-      get authenticated() {
-        return authenticated;
-      },
-      markAuthenticated: () => {
-        if (authenticated || released) return;
-        authenticated = true;
-        clearTimeout(timer);
-        leaveUnauthenticated();
-      },
-      onDeadline: (handler) => {
-        deadlineHandler = handler;
-      },
-      release: () => {
-        if (released) return;
-        released = true;
-        clearTimeout(timer);
-        if (!authenticated) leaveUnauthenticated();
-        this.#connections -= 1;
-      },
-    };
+    return new Ticket(this, source, destroy, this.#preAuthTimeoutMs);
   }
+
+  /** @internal A ticket of `source` authenticated or was released before it did. */
+  leaveUnauthenticated(source: string): void {
+    const n = (this.#unauthenticated.get(source) ?? 1) - 1;
+    if (n <= 0) this.#unauthenticated.delete(source);
+    else this.#unauthenticated.set(source, n);
+    this.#unauthTotal -= 1;
+  }
+
+  /** @internal A ticket was released. */
+  left(): void {
+    this.#connections -= 1;
+  }
+}
+
+/**
+ * One admitted socket. A class rather than an object of closures: it lives as long as its
+ * connection, so per-connection memory matters; and once authenticated it lets go of its
+ * deadline timer and handler.
+ */
+class Ticket implements AdmissionTicket {
+  readonly acceptedAt = Date.now();
+  #authenticated = false;
+  #released = false;
+  #deadline: (() => void) | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly admission: Admission,
+    readonly source: string,
+    destroy: () => void,
+    timeoutMs: number,
+  ) {
+    this.#deadline = destroy;
+    this.#timer = setTimeout(expire, timeoutMs, this);
+    this.#timer.unref();
+  }
+
+  get authenticated(): boolean {
+    return this.#authenticated;
+  }
+
+  /** @internal The pre-authentication deadline passed. */
+  expired(): void {
+    if (!this.#authenticated && !this.#released) this.#deadline?.();
+  }
+
+  markAuthenticated(): void {
+    if (this.#authenticated || this.#released) return;
+    this.#authenticated = true;
+    this.#stopDeadline();
+    this.admission.leaveUnauthenticated(this.source);
+  }
+
+  onDeadline(handler: () => void): void {
+    if (!this.#authenticated && !this.#released) this.#deadline = handler;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#stopDeadline();
+    if (!this.#authenticated) this.admission.leaveUnauthenticated(this.source);
+    this.admission.left();
+  }
+
+  #stopDeadline(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#deadline = undefined;
+  }
+}
+
+/** The deadline timer's callback, one function for all tickets. */
+function expire(ticket: Ticket): void {
+  ticket.expired();
 }

@@ -81,6 +81,14 @@ export function peerCertificate(socket: TLSSocket): X509Certificate | undefined 
   return socket.getPeerX509Certificate();
 }
 
+/**
+ * The 'error' listener that only keeps an emitter from crashing the process (its failure shows
+ * up as 'close'): one function for every socket rather than a fresh closure each.
+ */
+export function ignoreError(): void {
+  // Nothing: see above.
+}
+
 /** Carrier for length-prefixed frames on a TLS socket. */
 export class TlsSocketCarrier implements Carrier {
   readonly kind = 'tls' as const;
@@ -95,7 +103,7 @@ export class TlsSocketCarrier implements Carrier {
     this.socket = socket;
     this.#decoder = new FrameDecoder({ maxFrameBytes: maxInboundFrameBytes });
     // Errors (resets, garbage) end up in 'close'; an 'error' without a listener would crash.
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     // We batch writes per tick ourselves (cork/uncork); Nagle would only add delay on top.
     socket.setNoDelay(true);
   }

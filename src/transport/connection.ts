@@ -611,13 +611,13 @@ export class Connection extends Emitter<ConnectionEvents> {
     const next = this.#pingSent
       ? this.#idleTimeoutMs - silent
       : Math.min(this.#pingIntervalMs, this.#idleTimeoutMs) - silent;
-    this.#timer = setTimeout(
-      () => {
-        this.#scheduleTimer();
-      },
-      Math.max(1, Math.ceil(next)),
-    );
+    this.#timer = setTimeout(Connection.#tick, Math.max(1, Math.ceil(next)), this);
     this.#timer.unref();
+  }
+
+  /** The timer callback, one function for every connection (no closure per connection). */
+  static #tick(connection: Connection): void {
+    connection.#scheduleTimer();
   }
 
   #clearTimer(): void {

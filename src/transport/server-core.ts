@@ -8,7 +8,7 @@ import { type AddressInfo, type Server as NetServer, Socket } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { ImppError } from '../errors.js';
 import { Admission, type AdmissionStats, type AdmissionTicket } from './admission.js';
-import type { Carrier } from './carrier.js';
+import { type Carrier, ignoreError } from './carrier.js';
 import { Connection } from './connection.js';
 import { SUPPORTED_VERSIONS } from './control.js';
 import { Emitter } from './emitter.js';
@@ -185,7 +185,7 @@ export abstract class TransportServerBase extends Emitter<TransportServerEvents>
       socket.destroy();
       return undefined;
     }
-    socket.on('error', () => undefined);
+    socket.on('error', ignoreError);
     const ticket = this.admission.admit(socket.remoteAddress, () => socket.destroy());
     if (ticket instanceof ImppError) {
       // Refused before any TLS work: the cheapest answer is a closed socket.

@@ -196,6 +196,24 @@ export interface MessageQueueRepository {
   /** Deletes the device's objects with these ids. @returns how many were deleted. */
   acknowledge(device: string, ids: readonly Uint8Array[]): Promise<number>;
   usage(device: string): Promise<QueueUsage>;
+  /**
+   * Tells `watcher` of every object stored from now on, once its commit is durable, just before
+   * its `enqueue` resolves. For one device the calls come in queue order (ascending `seq`), so a
+   * reader that has seen everything up to some point can follow the queue from memory.
+   * @returns a function that stops the calls.
+   */
+  watch(watcher: QueueWatcher): () => void;
+}
+
+/** Follows a {@link MessageQueueRepository} (its `watch`). Must not throw. */
+export interface QueueWatcher {
+  /** `object` is stored, durably; it stays pending until acknowledged. */
+  stored(object: PendingObject): void;
+  /**
+   * A write for `device` failed in the store itself, perhaps after its commit: what the queue
+   * holds is known again only by reading it.
+   */
+  unsure(device: string): void;
 }
 
 // ────────────────────────────────────────────────────────────────────────────────────────────
@@ -359,4 +377,117 @@ export interface ServiceStore {
   readonly quotas: StoreQuotas;
   /** Waits for pending writes, then closes. Further calls fail with `ERR_STORAGE`. */
   close(): Promise<void>;
+}
+
+// ────────────────────────────────────────────────────────────────────────────────────────────
+// Federation (issue 7, item 5: durability between domains)
+// ────────────────────────────────────────────────────────────────────────────────────────────
+
+/** An object waiting in the outbound queue of one peer domain. */
+export interface FederationQueueEntry {
+  /** Enqueue order across all peers; never reused. */
+  readonly seq: number;
+  /** The peer domain the object goes to (normalized). */
+  readonly peer: string;
+  /**
+   * Who the object is from, as the router names it (e.g. the sender's device address): order is
+   * kept per sender, and a bounce goes back to this sender.
+   */
+  readonly sender: string;
+  /** 16 bytes, the link object id (unique among the objects this domain sends). */
+  readonly id: Uint8Array;
+  /** The link object kind, 0..65535. */
+  readonly kind: number;
+  /** Opaque bytes (a sealed object, or the router's CBOR): sent as the DATA body. */
+  readonly body: Uint8Array;
+  readonly enqueuedAt: number;
+  /** Times the peer answered this object with a REJECT that was worth retrying. */
+  readonly attempts: number;
+}
+
+/** What {@link FederationQueueRepository.enqueue} takes. */
+export type NewFederationQueueEntry = Omit<FederationQueueEntry, 'seq' | 'attempts'>;
+
+/** Retry state of one peer, kept across restarts. */
+export interface FederationPeerState {
+  /** Failed delivery rounds in a row (0 after a round that got through). */
+  readonly attempts: number;
+  /** No attempt before this time (ms since the epoch); 0: at once. */
+  readonly nextAttemptAt: number;
+  /** The last failure's error code, for operators; never peer-controlled text. */
+  readonly lastError: string | null;
+}
+
+/** Bounds of each peer's outbound queue. */
+export interface FederationQueueQuotas {
+  /** Pending objects per peer. */
+  readonly maxCount: number;
+  /** Pending bytes (bodies) per peer. */
+  readonly maxBytes: number;
+}
+
+/** Defaults: a peer may be down for a day of busy traffic without refusing senders. */
+export const DEFAULT_FEDERATION_QUEUE_QUOTAS: FederationQueueQuotas = {
+  maxCount: 1_000_000,
+  maxBytes: 1024 * 1024 * 1024,
+};
+
+/** Largest body of a queued federation object (the link's default frame bound). */
+export const MAX_FEDERATION_BODY_BYTES = 256 * 1024;
+
+/**
+ * The outbound queue of each peer domain. Entries are kept until the peer's hop ACK (then
+ * {@link remove}d) or until they expire (then bounced to their sender and removed).
+ */
+export interface FederationQueueRepository {
+  /**
+   * Stores an object for `entry.peer`; resolves once durable (the point at which the router may
+   * acknowledge it to the sender). An entry with an id already queued for that peer is a
+   * `duplicate` (idempotent retry).
+   * @throws `ERR_QUOTA_EXCEEDED` when the peer's queue is at its count or byte bound.
+   */
+  enqueue(entry: NewFederationQueueEntry): Promise<EnqueueOutcome>;
+  /** Up to `limit` (default 256, at most 4096) entries of `peer` with `seq > after`, in order. */
+  peek(
+    peer: string,
+    options?: { readonly after?: number; readonly limit?: number },
+  ): Promise<FederationQueueEntry[]>;
+  /** Deletes `peer`'s entries with these ids (at most 4096). @returns how many were deleted. */
+  remove(peer: string, ids: readonly Uint8Array[]): Promise<number>;
+  /** Adds one to the attempts of these entries of `peer`. */
+  noteAttempt(peer: string, ids: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Entries enqueued before `before` (ms), oldest first: the ones to bounce. Not removed here,
+   * so that a crash between the bounce and the removal repeats the bounce rather than losing it.
+   */
+  expired(
+    before: number,
+    options?: { readonly peer?: string; readonly limit?: number },
+  ): Promise<FederationQueueEntry[]>;
+  /** Peers with at least one queued entry. */
+  peers(): Promise<string[]>;
+  usage(peer: string): Promise<QueueUsage>;
+  peerState(peer: string): Promise<FederationPeerState>;
+  setPeerState(peer: string, state: FederationPeerState): Promise<void>;
+}
+
+/**
+ * Object ids received from each origin domain (duplicate suppression at the receiving domain),
+ * kept for a bounded time.
+ */
+export interface FederationSeenRepository {
+  /** True if `(origin, id)` is recorded. */
+  has(origin: string, id: Uint8Array): Promise<boolean>;
+  /**
+   * Records `(origin, id)` at time `at`; resolves once durable. Recording twice is harmless.
+   * `within`, if given, runs in the same transaction (synchronous writes of a backend that
+   * supports it, e.g. the delivery itself on the same SQLite database): both commit or neither.
+   */
+  record(origin: string, id: Uint8Array, at: number, within?: () => void): Promise<void>;
+  /** Forgets `(origin, id)`. */
+  forget(origin: string, id: Uint8Array): Promise<void>;
+  /** Forgets ids recorded before `before` (at most `limit`, default 10 000). @returns how many. */
+  prune(before: number, limit?: number): Promise<number>;
+  /** Ids recorded. */
+  count(): Promise<number>;
 }

@@ -2,7 +2,7 @@
  * The offline message queue on SQLite: sealed objects per recipient device, in enqueue order,
  * kept until acknowledged, with batched durable commits.
  */
-import { ImppError } from '../../../errors.js';
+import { ImppError, isImppError } from '../../../errors.js';
 import type {
   EnqueueOutcome,
   MessageQueueRepository,
@@ -10,6 +10,7 @@ import type {
   QueuedKind,
   QueuedObject,
   QueueUsage,
+  QueueWatcher,
 } from '../types.js';
 import {
   MAX_QUEUE_ID_BYTES,
@@ -74,6 +75,7 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
   readonly #insert;
   readonly #pending;
   readonly #delete;
+  readonly #watchers = new Set<QueueWatcher>();
 
   constructor(ctx: SqliteContext) {
     this.#ctx = ctx;
@@ -117,7 +119,7 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
       const { queueMaxCount, queueMaxBytes } = this.#ctx.quotas;
       // One write statement (the insert, its usage trigger included), and every throw comes
       // before it: nothing to roll back, so no savepoint of its own (batcher.ts, `atomic`).
-      return this.#ctx.batcher.run(
+      const outcome = this.#ctx.batcher.run(
         (): EnqueueOutcome => {
           if (this.#active.get(device) === undefined) {
             throw new ImppError('ERR_NOT_FOUND', 'recipient device is not registered');
@@ -146,7 +148,52 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
         },
         { atomic: true },
       );
+      if (this.#watchers.size === 0) return outcome;
+      // The batcher settles its operations in commit order, and every enqueue adds exactly this
+      // one reaction, so the watchers hear of one device's objects in `seq` order.
+      return outcome.then(
+        (done) => {
+          if (done.status === 'stored') {
+            this.#tell({
+              seq: done.seq,
+              recipientDevice: device,
+              id: object.id,
+              kind: object.kind,
+              bytes: object.bytes,
+              receivedAt: at,
+            });
+          }
+          return done;
+        },
+        (error: unknown) => {
+          if (isImppError(error, 'ERR_STORAGE')) {
+            for (const w of this.#watchers) w.unsure(device);
+          }
+          throw error;
+        },
+      );
     });
+  }
+
+  /**
+   * Watchers hear of each stored object after its durable commit, in queue order per device
+   * ({@link MessageQueueRepository.watch}).
+   */
+  watch(watcher: QueueWatcher): () => void {
+    this.#watchers.add(watcher);
+    return () => {
+      this.#watchers.delete(watcher);
+    };
+  }
+
+  #tell(object: PendingObject): void {
+    for (const w of this.#watchers) {
+      try {
+        w.stored(object);
+      } catch {
+        // A watcher's failure must not turn a stored object into a failed enqueue.
+      }
+    }
   }
 
   pending(
