@@ -20,6 +20,11 @@ export interface InboundDedup {
   claim(origin: string, id: Uint8Array): Promise<boolean> | boolean;
   /** Forgets a claim whose delivery failed, so that the peer's retry is delivered. */
   release(origin: string, id: Uint8Array): Promise<void> | void;
+  /**
+   * Called after the object was delivered (durably) and before the ACK: a durable filter
+   * records the id here, so that a crash between claim and delivery loses nothing.
+   */
+  confirm?(origin: string, id: Uint8Array): Promise<void> | void;
 }
 
 /**

@@ -1,8 +1,11 @@
 /**
  * impp federation: the server-to-server link between independent domains (docs/protocol.md,
  * "Server-to-server protocol"; issue 7). This first part provides the authenticated link, its
- * framing with hop-by-hop acknowledgements and duplicate suppression, and RFC 3861 resolution.
- * Routing of messages and presence over links comes next.
+ * framing with hop-by-hop acknowledgements and duplicate suppression, RFC 3861 resolution, and
+ * durability: the per-peer outbound queue driver (outbound.ts) and the store-backed duplicate
+ * filter (dedup-store.ts); and routing (router.ts): sealed messages across domains, the checks
+ * each side makes, and delivery-failure notices. Presence, subscriptions and look-ups over links
+ * come next.
  *
  * Never imports what opens sealed payloads (test/architecture.test.ts).
  *
@@ -15,6 +18,23 @@
  */
 export type { InboundDedup } from './dedup.js';
 export { MemoryDedup } from './dedup.js';
+export type { StoreDedupOptions } from './dedup-store.js';
+export { DEFAULT_DEDUP_MAX_AGE_MS, StoreDedup } from './dedup-store.js';
+export type {
+  FederationOutboundEvents,
+  FederationOutboundOptions,
+  OutboundBounce,
+  OutboundConnector,
+  OutboundRequest,
+  RetryPolicy,
+} from './outbound.js';
+export {
+  DEFAULT_EXPIRE_AFTER_MS,
+  DEFAULT_RETRY_POLICY,
+  FederationOutbound,
+  backoffDelay,
+  secureRandom,
+} from './outbound.js';
 export type { FederationEndpointEvents, FederationEndpointOptions } from './endpoint.js';
 export { FederationEndpoint } from './endpoint.js';
 export type {
@@ -27,6 +47,23 @@ export type {
   OutboundObject,
 } from './link.js';
 export { DEFAULT_LINK_LIMITS, Link } from './link.js';
+export type {
+  DeliveryNotice,
+  FederationRouterEvents,
+  FederationRouterOptions,
+  LocalDelivery,
+  LocalItem,
+  RouteRequest,
+  RouterAuditEvent,
+} from './router.js';
+export {
+  DELIVERY_NOTICE_VERSION,
+  FederationKind,
+  FederationRouter,
+  decodeDeliveryNotice,
+  encodeDeliveryNotice,
+  federationObjectId,
+} from './router.js';
 export type { LinkTlsCredentials } from './peer-tls.js';
 export { certificateNamesDomain } from './peer-tls.js';
 export type { ProofContext, ProofRole } from './proof.js';

@@ -69,19 +69,31 @@ export interface LinkLimits {
   readonly pingIntervalMs: number;
   /** Silence after which the link is closed. */
   readonly idleTimeoutMs: number;
+  /**
+   * Received objects whose delivery may run at once. `deliver` is always called in sequence
+   * order, each call after the previous one returned (its synchronous part ran) and, with the
+   * default 1, after it resolved. More than 1 lets a store group-commit the deliveries of one
+   * window (one sync for many objects); use it only with a `deliver` that submits its writes
+   * synchronously, in call order (e.g. StoreDedup.atomicDeliver, the SQLite repositories).
+   */
+  readonly deliverPipeline: number;
 }
 
-/** Defaults: a 256 KiB frame fits any sealed object the service accepts. */
+/**
+ * Defaults. A frame of 256 KiB + 1 KiB fits the largest sealed object the service accepts
+ * (256 KiB) with the DATA fields around it (seq, id, origin, kind: well under 1 KiB).
+ */
 export const DEFAULT_LINK_LIMITS: LinkLimits = Object.freeze({
   preAuthTimeoutMs: 10_000,
   preAuthMaxFrameBytes: 4096,
-  maxFrameBytes: 256 * 1024,
+  maxFrameBytes: 257 * 1024,
   window: 256,
   maxInFlightBytes: 2 * 1024 * 1024,
   ackTimeoutMs: 30_000,
   maxOutboundBytes: 4 * 1024 * 1024,
   pingIntervalMs: 30_000,
   idleTimeoutMs: 90_000,
+  deliverPipeline: 1,
 });
 
 /** Who this domain is on its links. */
@@ -203,7 +215,11 @@ export class Link extends Emitter<LinkEvents> {
   // Receiving.
   #expectSeq = 1;
   #unanswered = 0;
-  #work: Promise<void> = Promise.resolve();
+  /** Resolves when the previous object's delivery has started (or finished, see below). */
+  #turn: Promise<void> = Promise.resolve();
+  #delivering = 0;
+  /** The one object (the next in turn) waiting for a free delivery slot. */
+  #slotFree: (() => void) | undefined;
   // Timers.
   readonly #preAuthTimer: NodeJS.Timeout;
   #pingTimer: NodeJS.Timeout | undefined;
@@ -708,16 +724,42 @@ export class Link extends Emitter<LinkEvents> {
       throw new ImppError('ERR_PROTOCOL', 'peer exceeded the announced window');
     }
     this.#unanswered += 1;
-    // One object at a time, in order; the window bounds how many wait here.
-    this.#work = this.#work
-      .then(() => this.#handleData(data))
-      .catch((error: unknown) => {
-        // Never an unhandled rejection (that would end the process): a bug here ends this link.
-        this.close('ERR_PROTOCOL', error instanceof Error ? error.message : 'link failure');
-      });
+    // Objects are handled in sequence order: each waits for its turn, which the previous one
+    // passes on when its delivery has started (deliverPipeline > 1) or finished (1). The window
+    // bounds how many wait here.
+    const turn = this.#turn;
+    let pass!: () => void;
+    this.#turn = new Promise<void>((resolve) => {
+      pass = resolve;
+    });
+    this.#handleData(data, turn, pass).catch((error: unknown) => {
+      // Never an unhandled rejection (that would end the process): a bug here ends this link.
+      this.close('ERR_PROTOCOL', error instanceof Error ? error.message : 'link failure');
+    });
   }
 
-  async #handleData(data: DataBody): Promise<void> {
+  async #handleData(data: DataBody, turn: Promise<void>, pass: () => void): Promise<void> {
+    await turn;
+    const asked = this.#setup.limits.deliverPipeline;
+    const limit = Number.isSafeInteger(asked) && asked > 1 ? asked : 1;
+    while (this.#delivering >= limit) {
+      await new Promise<void>((resolve) => {
+        this.#slotFree = resolve;
+      });
+    }
+    this.#delivering += 1;
+    try {
+      await this.#handleOne(data, pass);
+    } finally {
+      pass();
+      this.#delivering -= 1;
+      const free = this.#slotFree;
+      this.#slotFree = undefined;
+      free?.();
+    }
+  }
+
+  async #handleOne(data: DataBody, started: () => void): Promise<void> {
     const peer = this.#peer ?? '';
     let answer: { type: number; body: CborValue };
     if (data.origin !== peer) {
@@ -729,6 +771,7 @@ export class Link extends Emitter<LinkEvents> {
         claimedOrigin: data.origin,
         reason: 'DATA claims an origin other than the authenticated peer',
       });
+      started();
       answer = {
         type: LinkFrameType.REJECT,
         body: {
@@ -738,24 +781,35 @@ export class Link extends Emitter<LinkEvents> {
         },
       };
     } else {
-      answer = await this.#deliver(peer, data);
+      answer = await this.#deliver(peer, data, started);
     }
     this.#unanswered -= 1;
     if (this.#state === 'open') this.#write(answer.type, answer.body);
   }
 
-  async #deliver(peer: string, data: DataBody): Promise<{ type: number; body: CborValue }> {
+  async #deliver(
+    peer: string,
+    data: DataBody,
+    started: () => void,
+  ): Promise<{ type: number; body: CborValue }> {
     const { dedup, deliver } = this.#setup;
     try {
       if (!(await dedup.claim(peer, data.id))) {
+        started();
         return { type: LinkFrameType.ACK, body: { seq: data.seq } };
       }
     } catch (error) {
+      started();
       return this.#rejectFor(data.seq, error);
     }
     try {
-      await deliver({ arrivedFrom: peer, id: data.id, kind: data.kind, body: data.body });
-      return { type: LinkFrameType.ACK, body: { seq: data.seq } };
+      let delivery: Promise<void> | void;
+      try {
+        delivery = deliver({ arrivedFrom: peer, id: data.id, kind: data.kind, body: data.body });
+      } finally {
+        started();
+      }
+      await delivery;
     } catch (error) {
       try {
         await dedup.release(peer, data.id);
@@ -765,6 +819,14 @@ export class Link extends Emitter<LinkEvents> {
       }
       return this.#rejectFor(data.seq, error);
     }
+    try {
+      // Recorded only now that delivery is durable: a crash before this line makes the peer's
+      // retry deliver again (at least once) instead of dropping an object never delivered.
+      await dedup.confirm?.(peer, data.id);
+    } catch {
+      // Delivered: ACK all the same. The cost of a failed record is a possible duplicate later.
+    }
+    return { type: LinkFrameType.ACK, body: { seq: data.seq } };
   }
 
   #rejectFor(seq: number, error: unknown): { type: number; body: CborValue } {

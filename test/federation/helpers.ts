@@ -143,9 +143,9 @@ export function newId(): Uint8Array {
 }
 
 /** Waits until `check` is true (polling), or fails after `ms`. */
-export async function until(check: () => boolean, ms = 3000): Promise<void> {
+export async function until(check: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
   const end = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > end) throw new Error('condition not reached in time');
     await new Promise((r) => setTimeout(r, 10));
   }

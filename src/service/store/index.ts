@@ -15,6 +15,10 @@ export { AUDIT_LIMITS } from './validate.js';
 export { CommitBatcher, type BatchOptions } from './sqlite/batcher.js';
 export { SqliteKeyLogStorage } from './sqlite/keylog.js';
 export {
+  SqliteFederationQueueRepository,
+  SqliteFederationSeenRepository,
+} from './sqlite/federation.js';
+export {
   SERVICE_MIGRATIONS,
   SERVICE_SCHEMA_VERSION,
   migrate,

@@ -135,6 +135,53 @@ CREATE INDEX audit_by_kind ON audit (kind, seq);
 CREATE INDEX audit_by_principal ON audit (principal, seq);
 `;
 
+// Federation durability (issue 7): per-peer outbound queues, per-peer retry state, and the ids
+// received from each origin domain (duplicate suppression), pruned by age.
+const V2 = `
+CREATE TABLE fed_outbound (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  peer        TEXT NOT NULL,
+  sender      TEXT NOT NULL,
+  id          BLOB NOT NULL CHECK (length(id) = 16),
+  kind        INTEGER NOT NULL CHECK (kind BETWEEN 0 AND 65535),
+  enqueued_at INTEGER NOT NULL,
+  attempts    INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+  size        INTEGER NOT NULL,
+  body        BLOB NOT NULL CHECK (length(body) = size),
+  UNIQUE (peer, id)
+) STRICT;
+CREATE INDEX fed_outbound_by_peer ON fed_outbound (peer, seq);
+CREATE INDEX fed_outbound_by_age ON fed_outbound (enqueued_at);
+
+CREATE TABLE fed_outbound_usage (
+  peer  TEXT PRIMARY KEY NOT NULL,
+  count INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER fed_outbound_usage_insert AFTER INSERT ON fed_outbound BEGIN
+  INSERT INTO fed_outbound_usage (peer, count, bytes) VALUES (NEW.peer, 1, NEW.size)
+    ON CONFLICT (peer) DO UPDATE SET count = count + 1, bytes = bytes + NEW.size;
+END;
+CREATE TRIGGER fed_outbound_usage_delete AFTER DELETE ON fed_outbound BEGIN
+  UPDATE fed_outbound_usage SET count = count - 1, bytes = bytes - OLD.size WHERE peer = OLD.peer;
+END;
+
+CREATE TABLE fed_peers (
+  peer            TEXT PRIMARY KEY NOT NULL,
+  attempts        INTEGER NOT NULL CHECK (attempts >= 0),
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE fed_inbound_seen (
+  origin  TEXT NOT NULL,
+  id      BLOB NOT NULL CHECK (length(id) = 16),
+  seen_at INTEGER NOT NULL,
+  PRIMARY KEY (origin, id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX fed_inbound_seen_by_age ON fed_inbound_seen (seen_at);
+`;
+
 /** The migrations this code knows, oldest first. */
 export const SERVICE_MIGRATIONS: readonly Migration[] = [
   {
@@ -142,6 +189,13 @@ export const SERVICE_MIGRATIONS: readonly Migration[] = [
     name: 'devices, device lists, prekeys, queue, subscriptions, presence, key log, audit',
     up(db) {
       db.exec(V1);
+    },
+  },
+  {
+    version: 2,
+    name: 'federation outbound queues, peer retry state, inbound ids seen',
+    up(db) {
+      db.exec(V2);
     },
   },
 ];

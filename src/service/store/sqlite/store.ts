@@ -3,11 +3,20 @@
  */
 import type Database from 'better-sqlite3';
 import { ImppError } from '../../../errors.js';
-import { DEFAULT_STORE_QUOTAS, type ServiceStore, type StoreQuotas } from '../types.js';
+import {
+  DEFAULT_FEDERATION_QUEUE_QUOTAS,
+  DEFAULT_STORE_QUOTAS,
+  type FederationQueueQuotas,
+  type FederationQueueRepository,
+  type FederationSeenRepository,
+  type ServiceStore,
+  type StoreQuotas,
+} from '../types.js';
 import { SqliteAuditRepository } from './audit.js';
 import { CommitBatcher, type BatchOptions } from './batcher.js';
 import type { SqliteContext } from './context.js';
 import { SqliteDeviceListRepository, SqliteDeviceRepository } from './devices.js';
+import { SqliteFederationQueueRepository, SqliteFederationSeenRepository } from './federation.js';
 import { SqliteKeyLogStorage } from './keylog.js';
 import { SERVICE_MIGRATIONS, migrate, type Migration } from './migrations.js';
 import { openSqliteDatabase, type SqliteSynchronous } from './open.js';
@@ -27,6 +36,8 @@ export interface SqliteServiceStoreOptions {
   readonly batch?: BatchOptions;
   /** Overrides of {@link DEFAULT_STORE_QUOTAS}. */
   readonly quotas?: Partial<StoreQuotas>;
+  /** Overrides of {@link DEFAULT_FEDERATION_QUEUE_QUOTAS} (bounds of each peer's queue). */
+  readonly federationQuotas?: Partial<FederationQueueQuotas>;
   /**
    * Parse the envelope header of every message and presence object before storing it, and
    * refuse anything that is not a sealed object or whose header disagrees with the fields it is
@@ -43,6 +54,10 @@ export interface SqliteServiceStoreOptions {
 /** The SQLite store, with access to its batcher statistics and schema version. */
 export interface SqliteServiceStore extends ServiceStore {
   readonly schemaVersion: number;
+  /** Outbound queue of each peer domain (federation, issue 7). */
+  readonly federationQueue: FederationQueueRepository;
+  /** Object ids received from each origin domain (federation duplicate suppression). */
+  readonly federationSeen: FederationSeenRepository;
   /** Batches committed and operations run so far. */
   readonly batchStats: { readonly batches: number; readonly operations: number };
   /**
@@ -69,7 +84,14 @@ export interface SqliteServiceStore extends ServiceStore {
  */
 export function openSqliteServiceStore(options: SqliteServiceStoreOptions): SqliteServiceStore {
   const quotas: StoreQuotas = { ...DEFAULT_STORE_QUOTAS, ...options.quotas };
-  for (const [name, value] of Object.entries(quotas)) {
+  const federationQuotas: FederationQueueQuotas = {
+    ...DEFAULT_FEDERATION_QUEUE_QUOTAS,
+    ...options.federationQuotas,
+  };
+  for (const [name, value] of [
+    ...Object.entries(quotas),
+    ...Object.entries(federationQuotas).map(([k, v]) => [`federation.${k}`, v] as const),
+  ]) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new ImppError('ERR_INVALID_ARGUMENT', `quotas.${name}: expected a positive integer`);
     }
@@ -103,6 +125,8 @@ export function openSqliteServiceStore(options: SqliteServiceStoreOptions): Sqli
       subscriptions: new SqliteSubscriptionRepository(ctx),
       presence: new SqlitePresenceRepository(ctx),
       audit: new SqliteAuditRepository(ctx),
+      federationQueue: new SqliteFederationQueueRepository(ctx, federationQuotas),
+      federationSeen: new SqliteFederationSeenRepository(ctx),
       keyLog: new SqliteKeyLogStorage(db, options.keyLogName, durableNow),
       quotas,
       schemaVersion,
