@@ -714,7 +714,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         }
         let bundle: PrekeyBundle;
         try {
-          bundle = toBundle(b);
+          bundle = bundleFromAnswer(b);
         } catch (e) {
           if (!isImppError(e)) throw e;
           refused.add(name);
@@ -1536,8 +1536,17 @@ function errorCode(v: CborValue | undefined): ImppErrorCode {
   return typeof v === 'string' && v.startsWith('ERR_') ? (v as ImppErrorCode) : 'ERR_PROTOCOL';
 }
 
-/** A bundle from the server's structured answer, checked by the seal layer (signature included). */
-function toBundle(b: Body): PrekeyBundle {
+/**
+ * A bundle from one entry of a GET_BUNDLES answer, checked by the seal layer (signature
+ * included). Exported for the threat suite, which fetches bundles at the protocol level.
+ *
+ * @throws ImppError when the entry is not a well-formed, correctly signed bundle.
+ * @example
+ * ```ts
+ * const bundle = bundleFromAnswer(asBody(reply.bundles[0]));
+ * ```
+ */
+export function bundleFromAnswer(b: Body): PrekeyBundle {
   const spk = asBody(b.signedPrekey ?? null);
   const otk = b.oneTimePrekey === undefined ? undefined : asBody(b.oneTimePrekey);
   return decodePrekeyBundle(

@@ -22,6 +22,7 @@ import {
 } from '../../crypto/index.js';
 import { ImppError, isImppError } from '../../errors.js';
 import { Frames } from '../../client/protocol.js';
+import { bundleFromAnswer } from '../../client/client.js';
 import { openMessage, sealForDevices } from '../../seal/message.js';
 import { SealDevice } from '../../seal/session.js';
 import { verifyBundle, type PrekeyBundle } from '../../seal/x3dh.js';
@@ -346,23 +347,6 @@ function asMap(v: CborValue | undefined): { readonly [key: string]: CborValue } 
   return v as { readonly [key: string]: CborValue };
 }
 
-function bundleOf(raw: { readonly [key: string]: CborValue }): PrekeyBundle {
-  const spk = asMap(raw.signedPrekey);
-  const otk = raw.oneTimePrekey === undefined ? undefined : asMap(raw.oneTimePrekey);
-  return {
-    device: raw.device as string,
-    identityKey: raw.identityKey as Uint8Array,
-    signedPrekey: {
-      id: spk.id as number,
-      publicKey: spk.publicKey as Uint8Array,
-      signature: spk.signature as Uint8Array,
-    },
-    ...(otk === undefined
-      ? {}
-      : { oneTimePrekey: { id: otk.id as number, publicKey: otk.publicKey as Uint8Array } }),
-  };
-}
-
 const prekeyDepletion: Threat = {
   id: 'T32',
   name: 'prekey-depletion',
@@ -405,7 +389,7 @@ const prekeyDepletion: Threat = {
         }
         const mine = (reply.bundles as CborValue[]).map(asMap).find((b) => b.device === bobName);
         if (mine === undefined) throw new ImppError('ERR_PROTOCOL', 'no bundle for bob’s device');
-        const bundle = bundleOf(mine);
+        const bundle = bundleFromAnswer(mine);
         run.last = bundle;
         if (bundle.oneTimePrekey === undefined) {
           run.dry = true;
