@@ -214,7 +214,7 @@ async function observe(threat: Threat, options: RunOptions): Promise<ThreatResul
  * @example
  * ```ts
  * const r = await runThreat(threat, { target, accounts });
- * if (r.verdict === 'VULNERABLE') console.log(r.summary);
+ * if (r.verdict === 'VULNERABLE') failures.push(`${r.id} ${r.name}: ${r.summary}`);
  * ```
  */
 export async function runThreat(threat: Threat, options: RunOptions): Promise<ThreatResult> {

@@ -88,48 +88,46 @@ const pidfXmlAttacks: Threat = {
   name: 'pidf-xml-attacks',
   class: 'parsing',
   title: 'PIDF with a DOCTYPE, entity expansion, external entities, extreme depth or size',
-  run(ctx): Promise<ThreatOutcome> {
-    return (async () => {
-      const good = pidfDocument('a@example.org', ctx.canary());
-      await ctx.control('the shipped PIDF parser reads a valid document', () =>
-        Promise.resolve(parsePidf(good)),
-      );
-      const laughs =
-        `${PIDF_HEAD}<!DOCTYPE presence [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">` +
-        `<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>` +
-        `${PRESENCE_OPEN}<note>&d;</note></presence>`;
-      const external =
-        `${PIDF_HEAD}<!DOCTYPE presence [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
-        `${PRESENCE_OPEN}<note>&x;</note></presence>`;
-      const externalDtd = `${PIDF_HEAD}<!DOCTYPE presence SYSTEM "http://127.0.0.1:9/x.dtd">${PRESENCE_OPEN}</presence>`;
-      const depth = `${PIDF_HEAD}${PRESENCE_OPEN}<tuple id="t">${'<x>'.repeat(5000)}${'</x>'.repeat(5000)}</tuple></presence>`;
-      const huge = `${PIDF_HEAD}${PRESENCE_OPEN}<note>${'a'.repeat(4 << 20)}</note></presence>`;
-      const cases: Case[] = [
-        ['internal entity expansion (billion laughs)', () => parsePidf(laughs)],
-        ['external entity (file:///etc/passwd)', () => parsePidf(external)],
-        ['external DTD', () => parsePidf(externalDtd)],
-        ['5000-deep nesting', () => parsePidf(depth)],
-        ['a 4 MiB document', () => parsePidf(huge)],
-        ['invalid UTF-8', () => parsePidf(new Uint8Array([...utf8(PRESENCE_OPEN), 0xc0, 0xaf]))],
-        ['unclosed markup', () => parsePidf(`${PIDF_HEAD}${PRESENCE_OPEN}<tuple id="t">`)],
-        [
-          'processing instruction smuggling',
-          () =>
-            parsePidf(
-              `${PIDF_HEAD}<?xml-stylesheet href="http://x"?>${good.slice(PIDF_HEAD.length)}`,
-            ),
-        ],
-      ];
-      const result = expectRefusals('ERR_PAYLOAD_INVALID', cases);
-      let after = 'the parser still reads a valid document afterwards';
-      try {
-        parsePidf(good);
-      } catch {
-        after = 'the parser FAILS on a valid document afterwards';
-        result.accepted.push(after);
-      }
-      return outcome('PIDF documents', 'ERR_PAYLOAD_INVALID', cases, result, [after]);
-    })();
+  async run(ctx): Promise<ThreatOutcome> {
+    const good = pidfDocument('a@example.org', ctx.canary());
+    await ctx.control('the shipped PIDF parser reads a valid document', () =>
+      Promise.resolve(parsePidf(good)),
+    );
+    const laughs =
+      `${PIDF_HEAD}<!DOCTYPE presence [<!ENTITY a "lol"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">` +
+      `<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>` +
+      `${PRESENCE_OPEN}<note>&d;</note></presence>`;
+    const external =
+      `${PIDF_HEAD}<!DOCTYPE presence [<!ENTITY x SYSTEM "file:///etc/passwd">]>` +
+      `${PRESENCE_OPEN}<note>&x;</note></presence>`;
+    const externalDtd = `${PIDF_HEAD}<!DOCTYPE presence SYSTEM "http://127.0.0.1:9/x.dtd">${PRESENCE_OPEN}</presence>`;
+    const depth = `${PIDF_HEAD}${PRESENCE_OPEN}<tuple id="t">${'<x>'.repeat(5000)}${'</x>'.repeat(5000)}</tuple></presence>`;
+    const huge = `${PIDF_HEAD}${PRESENCE_OPEN}<note>${'a'.repeat(4 << 20)}</note></presence>`;
+    const cases: Case[] = [
+      ['internal entity expansion (billion laughs)', () => parsePidf(laughs)],
+      ['external entity (file:///etc/passwd)', () => parsePidf(external)],
+      ['external DTD', () => parsePidf(externalDtd)],
+      ['5000-deep nesting', () => parsePidf(depth)],
+      ['a 4 MiB document', () => parsePidf(huge)],
+      ['invalid UTF-8', () => parsePidf(new Uint8Array([...utf8(PRESENCE_OPEN), 0xc0, 0xaf]))],
+      ['unclosed markup', () => parsePidf(`${PIDF_HEAD}${PRESENCE_OPEN}<tuple id="t">`)],
+      [
+        'processing instruction smuggling',
+        () =>
+          parsePidf(
+            `${PIDF_HEAD}<?xml-stylesheet href="http://x"?>${good.slice(PIDF_HEAD.length)}`,
+          ),
+      ],
+    ];
+    const result = expectRefusals('ERR_PAYLOAD_INVALID', cases);
+    let after = 'the parser still reads a valid document afterwards';
+    try {
+      parsePidf(good);
+    } catch {
+      after = 'the parser FAILS on a valid document afterwards';
+      result.accepted.push(after);
+    }
+    return outcome('PIDF documents', 'ERR_PAYLOAD_INVALID', cases, result, [after]);
   },
 };
 
@@ -138,83 +136,81 @@ const xmldsigWrapping: Threat = {
   name: 'xmldsig-wrapping',
   class: 'parsing',
   title: 'XML-DSIG wrapping, extra signatures, weak algorithms, a signer from another CA',
-  run(ctx): Promise<ThreatOutcome> {
-    return (async () => {
-      const ca = await createSuiteCa('impp threat suite xmldsig CA');
-      const other = await createSuiteCa('another CA');
-      const leaf = await issueServerCert(ca, { names: ['example.org'] });
-      const foreign = await issueServerCert(other, { names: ['example.org'] });
-      const doc = pidfDocument('alice@example.org', ctx.canary());
-      const sign = (l: typeof leaf): string =>
-        signPidf(doc, {
-          privateKeyPem: l.keyPem,
-          certificatePem: l.certPem,
-          algorithm: 'ecdsa-sha256',
-        });
-      const verify = (xml: string): unknown =>
-        verifySignedPidf(xml, { caCertificatePem: ca.certPem });
-      const signed = await ctx.control('a document signed under the configured CA verifies', () =>
-        Promise.resolve(sign(leaf)),
-      );
-      verify(signed);
-      const body = signed.slice(signed.indexOf('<presence'));
-      const sigStart =
-        body.indexOf('<ds:Signature') >= 0
-          ? body.indexOf('<ds:Signature')
-          : body.indexOf('<Signature');
-      const signature = body.slice(sigStart, body.lastIndexOf('</presence>'));
-      const cases: Case[] = [
-        [
-          'the signed presence wrapped inside another presence',
-          () =>
-            verify(
-              `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="pres:mallory@example.org">${body}</presence>`,
+  async run(ctx): Promise<ThreatOutcome> {
+    const ca = await createSuiteCa('impp threat suite xmldsig CA');
+    const other = await createSuiteCa('another CA');
+    const leaf = await issueServerCert(ca, { names: ['example.org'] });
+    const foreign = await issueServerCert(other, { names: ['example.org'] });
+    const doc = pidfDocument('alice@example.org', ctx.canary());
+    const sign = (l: typeof leaf): string =>
+      signPidf(doc, {
+        privateKeyPem: l.keyPem,
+        certificatePem: l.certPem,
+        algorithm: 'ecdsa-sha256',
+      });
+    const verify = (xml: string): unknown =>
+      verifySignedPidf(xml, { caCertificatePem: ca.certPem });
+    const signed = await ctx.control('a document signed under the configured CA verifies', () =>
+      Promise.resolve(sign(leaf)),
+    );
+    verify(signed);
+    const body = signed.slice(signed.indexOf('<presence'));
+    const sigStart =
+      body.indexOf('<ds:Signature') >= 0
+        ? body.indexOf('<ds:Signature')
+        : body.indexOf('<Signature');
+    const signature = body.slice(sigStart, body.lastIndexOf('</presence>'));
+    const cases: Case[] = [
+      [
+        'the signed presence wrapped inside another presence',
+        () =>
+          verify(
+            `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="pres:mallory@example.org">${body}</presence>`,
+          ),
+      ],
+      [
+        'an unsigned tuple added next to the signed content',
+        () =>
+          verify(
+            signed.replace(
+              '<tuple',
+              '<tuple id="forged"><status><basic>closed</basic></status></tuple><tuple',
             ),
-        ],
-        [
-          'an unsigned tuple added next to the signed content',
-          () =>
-            verify(
-              signed.replace(
-                '<tuple',
-                '<tuple id="forged"><status><basic>closed</basic></status></tuple><tuple',
-              ),
+          ),
+      ],
+      [
+        'another entity put where the application reads',
+        () => verify(signed.replace('pres:alice@example.org', 'pres:mallory@example.org')),
+      ],
+      [
+        'a second Signature',
+        () => verify(signed.replace('</presence>', `${signature}</presence>`)),
+      ],
+      ['a signer from another CA', () => verify(sign(foreign))],
+      [
+        'the signature algorithm swapped for RSA-SHA1',
+        () =>
+          verify(
+            signed.replace(
+              /Algorithm="[^"]*ecdsa-sha256"/,
+              'Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"',
             ),
-        ],
-        [
-          'another entity put where the application reads',
-          () => verify(signed.replace('pres:alice@example.org', 'pres:mallory@example.org')),
-        ],
-        [
-          'a second Signature',
-          () => verify(signed.replace('</presence>', `${signature}</presence>`)),
-        ],
-        ['a signer from another CA', () => verify(sign(foreign))],
-        [
-          'the signature algorithm swapped for RSA-SHA1',
-          () =>
-            verify(
-              signed.replace(
-                /Algorithm="[^"]*ecdsa-sha256"/,
-                'Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"',
-              ),
+          ),
+      ],
+      [
+        'the digest swapped for SHA-1',
+        () =>
+          verify(
+            signed.replace(
+              /Algorithm="[^"]*#sha256"/,
+              'Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"',
             ),
-        ],
-        [
-          'the digest swapped for SHA-1',
-          () =>
-            verify(
-              signed.replace(
-                /Algorithm="[^"]*#sha256"/,
-                'Algorithm="http://www.w3.org/2000/09/xmldsig#sha1"',
-              ),
-            ),
-        ],
-        ['no signature at all', () => verify(doc)],
-      ];
-      const result = expectRefusals(null, cases);
-      return outcome('signed PIDF documents', 'a typed error', cases, result);
-    })();
+          ),
+      ],
+      ['no signature at all', () => verify(doc)],
+    ];
+    const result = expectRefusals(null, cases);
+    return outcome('signed PIDF documents', 'a typed error', cases, result);
   },
 };
 
@@ -254,67 +250,65 @@ const cborDecoderAbuse: Threat = {
   name: 'cbor-decoder-abuse',
   class: 'parsing',
   title: 'deep nesting, huge lengths, indefinite lengths, tags, duplicate keys, non-canonical CBOR',
-  run(ctx): Promise<ThreatOutcome> {
-    return (async () => {
-      const [p, w] = ctx.accounts;
-      if (p === undefined || w === undefined) {
-        throw new ImppError('ERR_INVALID_ARGUMENT', 'two test accounts are needed');
-      }
-      await ctx.control('the strict decoder reads a canonical map', () =>
-        Promise.resolve(decodeCborStrict(encodeCbor(new Map([[1, 'x']])), MAX_SEALED_BYTES)),
-      );
-      const cases: Case[] = CBOR_CASES.map(([name, bytes]) => [
-        name,
-        () => decodeCborStrict(bytes, MAX_SEALED_BYTES),
-      ]);
-      const local = expectRefusals('ERR_SEAL_MALFORMED', cases);
-      // Through the target: hostile sealed objects to a real SDK device.
-      const recipient = ctx.client(p);
-      const seen: { messages: number; codes: string[] } = { messages: 0, codes: [] };
-      recipient.on('message', () => {
-        seen.messages++;
-      });
-      recipient.on('undeliverable', (u: { code: string }) => seen.codes.push(u.code));
-      await ctx.control('a recipient SDK device is online', () => recipient.connect());
-      const sender = await RawDevice.registered(ctx, w);
-      const valid = unopenableFor(recipient.device);
-      const envelopes: [string, Uint8Array][] = [
-        ['an envelope the recipient cannot open', valid],
-        ['a flipped ciphertext byte', flipLast(valid)],
-        ['an envelope with a trailing byte', new Uint8Array([...valid, 0x00])],
-        ['an envelope with an extra field', withExtraField(valid)],
-      ];
-      const evidence: string[] = [];
-      let sent = 0;
-      for (const [name, object] of envelopes) {
-        const r = await sender.request(Frames.SEND, { object });
-        evidence.push(`${name}: the server ${r.ok ? 'delivered it' : `refused it (${r.code})`}`);
-        if (r.ok) sent++;
-      }
-      await sleep(500);
-      const stillWorks = await recipient.subscriptions().then(
-        () => true,
-        () => false,
-      );
-      evidence.push(
-        `the recipient saw ${seen.messages} message(s), ${seen.codes.length} typed refusal(s) (${[...new Set(seen.codes)].join(', ')}), and ${stillWorks ? 'still answers' : 'NO LONGER answers'}`,
-      );
-      const untyped = seen.codes.filter((c) => !c.startsWith('ERR_'));
-      if (seen.messages > 0 || !stillWorks || untyped.length > 0) {
-        local.accepted.push('a hostile envelope reached the recipient’s application or broke it');
-      }
-      if (sent > 0 && seen.codes.length === 0) {
-        evidence.push('(the recipient raised no event for the delivered objects)');
-      }
-      return outcome(
-        'CBOR inputs',
-        'ERR_SEAL_MALFORMED',
-        cases,
-        local,
-        evidence,
-        `locally; and ${envelopes.length} hostile envelopes through the target: the SDK recipient refused those delivered and still answers`,
-      );
-    })();
+  async run(ctx): Promise<ThreatOutcome> {
+    const [p, w] = ctx.accounts;
+    if (p === undefined || w === undefined) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'two test accounts are needed');
+    }
+    await ctx.control('the strict decoder reads a canonical map', () =>
+      Promise.resolve(decodeCborStrict(encodeCbor(new Map([[1, 'x']])), MAX_SEALED_BYTES)),
+    );
+    const cases: Case[] = CBOR_CASES.map(([name, bytes]) => [
+      name,
+      () => decodeCborStrict(bytes, MAX_SEALED_BYTES),
+    ]);
+    const local = expectRefusals('ERR_SEAL_MALFORMED', cases);
+    // Through the target: hostile sealed objects to a real SDK device.
+    const recipient = ctx.client(p);
+    const seen: { messages: number; codes: string[] } = { messages: 0, codes: [] };
+    recipient.on('message', () => {
+      seen.messages++;
+    });
+    recipient.on('undeliverable', (u: { code: string }) => seen.codes.push(u.code));
+    await ctx.control('a recipient SDK device is online', () => recipient.connect());
+    const sender = await RawDevice.registered(ctx, w);
+    const valid = unopenableFor(recipient.device);
+    const envelopes: [string, Uint8Array][] = [
+      ['an envelope the recipient cannot open', valid],
+      ['a flipped ciphertext byte', flipLast(valid)],
+      ['an envelope with a trailing byte', new Uint8Array([...valid, 0x00])],
+      ['an envelope with an extra field', withExtraField(valid)],
+    ];
+    const evidence: string[] = [];
+    let sent = 0;
+    for (const [name, object] of envelopes) {
+      const r = await sender.request(Frames.SEND, { object });
+      evidence.push(`${name}: the server ${r.ok ? 'delivered it' : `refused it (${r.code})`}`);
+      if (r.ok) sent++;
+    }
+    await sleep(500);
+    const stillWorks = await recipient.subscriptions().then(
+      () => true,
+      () => false,
+    );
+    evidence.push(
+      `the recipient saw ${seen.messages} message(s), ${seen.codes.length} typed refusal(s) (${[...new Set(seen.codes)].join(', ')}), and ${stillWorks ? 'still answers' : 'NO LONGER answers'}`,
+    );
+    const untyped = seen.codes.filter((c) => !c.startsWith('ERR_'));
+    if (seen.messages > 0 || !stillWorks || untyped.length > 0) {
+      local.accepted.push('a hostile envelope reached the recipient’s application or broke it');
+    }
+    if (sent > 0 && seen.codes.length === 0) {
+      evidence.push('(the recipient raised no event for the delivered objects)');
+    }
+    return outcome(
+      'CBOR inputs',
+      'ERR_SEAL_MALFORMED',
+      cases,
+      local,
+      evidence,
+      `locally; and ${envelopes.length} hostile envelopes through the target: the SDK recipient refused those delivered and still answers`,
+    );
   },
 };
 
@@ -337,63 +331,55 @@ const payloadParserAbuse: Threat = {
   name: 'payload-parser-abuse',
   class: 'parsing',
   title: 'CPIM with invalid UTF-8, lone surrogates, thousands of headers, huge lines or bodies',
-  run(ctx): Promise<ThreatOutcome> {
-    return (async () => {
-      const good = encodeCpim(
-        cpimTextMessage({
-          from: { address: parseAddress('a@example.org') },
-          to: [{ address: parseAddress('b@example.org') }],
-          text: ctx.canary(),
-        }),
-      );
-      await ctx.control('the shipped CPIM codec reads a valid message', () =>
-        Promise.resolve(decodeCpim(good)),
-      );
-      const text = new TextDecoder().decode(good);
-      const split = text.indexOf('\r\n');
-      const withHeader = (h: string): Uint8Array =>
-        utf8(`${text.slice(0, split + 2)}${h}\r\n${text.slice(split + 2)}`);
-      const cases: Case[] = [
-        [
-          'invalid UTF-8 in a header',
-          () =>
-            decodeCpim(
-              new Uint8Array([...good.subarray(0, split), 0xc0, 0xaf, ...good.subarray(split)]),
-            ),
-        ],
-        [
-          'an overlong encoding',
-          () =>
-            decodeCpim(
-              new Uint8Array([
-                ...good.subarray(0, split),
-                0xe0,
-                0x80,
-                0xaf,
-                ...good.subarray(split),
-              ]),
-            ),
-        ],
-        ['a lone surrogate escape', () => decodeCpim(withHeader('Subject: \\uD800'))],
-        ['a repeated From header', () => decodeCpim(withHeader('From: <im:mallory@example.org>'))],
-        [
-          '5000 headers',
-          () =>
-            decodeCpim(
-              withHeader(Array.from({ length: 5000 }, (_, i) => `NS.X${i}: y`).join('\r\n')),
-            ),
-        ],
-        ['a 200 KB header line', () => decodeCpim(withHeader(`Subject: ${'a'.repeat(200_000)}`))],
-        [
-          'a 2 MiB message',
-          () => decodeCpim(new Uint8Array([...good, ...new Uint8Array(2 << 20).fill(0x61)])),
-        ],
-        ['no blank line', () => decodeCpim(utf8('From: <im:a@example.org>\r\n'))],
-        ['random bytes', () => decodeCpim(new Uint8Array([0xff, 0xfe, 0x00, 0x01, 0x80]))],
-      ];
-      const result = expectRefusals('ERR_PAYLOAD_INVALID', cases);
-      return outcome('CPIM messages', 'ERR_PAYLOAD_INVALID', cases, result);
-    })();
+  async run(ctx): Promise<ThreatOutcome> {
+    const good = encodeCpim(
+      cpimTextMessage({
+        from: { address: parseAddress('a@example.org') },
+        to: [{ address: parseAddress('b@example.org') }],
+        text: ctx.canary(),
+      }),
+    );
+    await ctx.control('the shipped CPIM codec reads a valid message', () =>
+      Promise.resolve(decodeCpim(good)),
+    );
+    const text = new TextDecoder().decode(good);
+    const split = text.indexOf('\r\n');
+    const withHeader = (h: string): Uint8Array =>
+      utf8(`${text.slice(0, split + 2)}${h}\r\n${text.slice(split + 2)}`);
+    const cases: Case[] = [
+      [
+        'invalid UTF-8 in a header',
+        () =>
+          decodeCpim(
+            new Uint8Array([...good.subarray(0, split), 0xc0, 0xaf, ...good.subarray(split)]),
+          ),
+      ],
+      [
+        'an overlong encoding',
+        () =>
+          decodeCpim(
+            new Uint8Array([...good.subarray(0, split), 0xe0, 0x80, 0xaf, ...good.subarray(split)]),
+          ),
+      ],
+      ['a lone surrogate escape', () => decodeCpim(withHeader('Subject: \\uD800'))],
+      ['a repeated From header', () => decodeCpim(withHeader('From: <im:mallory@example.org>'))],
+      [
+        '5000 headers',
+        () =>
+          decodeCpim(
+            withHeader(Array.from({ length: 5000 }, (_, i) => `NS.X${i}: y`).join('\r\n')),
+          ),
+      ],
+      ['a 200 KB header line', () => decodeCpim(withHeader(`Subject: ${'a'.repeat(200_000)}`))],
+      [
+        'a 2 MiB message',
+        () => decodeCpim(new Uint8Array([...good, ...new Uint8Array(2 << 20).fill(0x61)])),
+      ],
+      ['no blank line', () => decodeCpim(utf8('From: <im:a@example.org>\r\n'))],
+      ['random bytes', () => decodeCpim(new Uint8Array([0xff, 0xfe, 0x00, 0x01, 0x80]))],
+    ];
+    const result = expectRefusals('ERR_PAYLOAD_INVALID', cases);
+    return outcome('CPIM messages', 'ERR_PAYLOAD_INVALID', cases, result);
   },
 };
 

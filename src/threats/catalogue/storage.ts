@@ -317,7 +317,7 @@ const insecureConfiguration: Threat = {
   name: 'insecure-configuration',
   class: 'operations-and-storage',
   title: 'a configuration with PLAIN without TLS, weak SCRAM, unknown mechanisms, unproven peers',
-  run(ctx): Promise<ThreatOutcome> {
+  async run(ctx): Promise<ThreatOutcome> {
     const base = {
       version: 1,
       domain: 'example.org',
@@ -328,32 +328,30 @@ const insecureConfiguration: Threat = {
         },
       },
     };
-    return (async () => {
-      await ctx.control('the shipped loader accepts a sound configuration', () => {
-        parseServerConfig(base, { baseDir: ctx.tempDir() });
-        return Promise.resolve();
-      });
-      const accepted: string[] = [];
-      const evidence: string[] = [];
-      for (const [name, edit] of INSECURE) {
-        const input = { ...base, trust: { ...base.trust, ...edit } };
-        try {
-          parseServerConfig(input, { baseDir: ctx.tempDir() });
-          accepted.push(name);
-        } catch (e) {
-          const code = isImppError(e) ? e.code : 'a non-typed error';
-          evidence.push(`${name}: refused (${code})`);
-          if (!isImppError(e, 'ERR_CONFIG_INVALID')) accepted.push(`${name} (wrong error)`);
-        }
+    await ctx.control('the shipped loader accepts a sound configuration', () => {
+      parseServerConfig(base, { baseDir: ctx.tempDir() });
+      return Promise.resolve();
+    });
+    const accepted: string[] = [];
+    const evidence: string[] = [];
+    for (const [name, edit] of INSECURE) {
+      const input = { ...base, trust: { ...base.trust, ...edit } };
+      try {
+        parseServerConfig(input, { baseDir: ctx.tempDir() });
+        accepted.push(name);
+      } catch (e) {
+        const code = isImppError(e) ? e.code : 'a non-typed error';
+        evidence.push(`${name}: refused (${code})`);
+        if (!isImppError(e, 'ERR_CONFIG_INVALID')) accepted.push(`${name} (wrong error)`);
       }
-      if (accepted.length > 0) {
-        return VULNERABLE(`the loader accepts: ${accepted.join('; ')}`, evidence);
-      }
-      return MITIGATED(
-        `all ${INSECURE.length} insecure settings refused with ERR_CONFIG_INVALID (the shipped loader, run locally)`,
-        evidence,
-      );
-    })();
+    }
+    if (accepted.length > 0) {
+      return VULNERABLE(`the loader accepts: ${accepted.join('; ')}`, evidence);
+    }
+    return MITIGATED(
+      `all ${INSECURE.length} insecure settings refused with ERR_CONFIG_INVALID (the shipped loader, run locally)`,
+      evidence,
+    );
   },
 };
 
