@@ -6,8 +6,9 @@
  * An id is recorded only once its object was delivered (`confirm`, called by the link after
  * `deliver` resolved and before the ACK), or in the same transaction as the delivery
  * ({@link StoreDedup.atomicDeliver}). While a delivery runs, the claim is held in memory: a
- * second claim of the same id in this process is refused, and a crash forgets the claim, so the
- * peer's retry (it never got the ACK) is delivered. Nothing claimed but undelivered is lost; with
+ * second claim of the same id in this process waits for its outcome (a duplicate once it is
+ * confirmed; delivered if it is released), and a crash forgets the claim, so the peer's retry (it
+ * never got the ACK) is delivered. Nothing claimed but undelivered is lost; with
  * `atomicDeliver` nothing is delivered twice either (with a separate delivery, a crash between
  * its commit and the record can deliver the retry again).
  *
@@ -17,7 +18,7 @@
 import { toHex } from '../crypto/index.js';
 import { ImppError } from '../errors.js';
 import type { FederationSeenRepository } from '../service/store/types.js';
-import type { InboundDedup } from './dedup.js';
+import { ClaimsInFlight, type InboundDedup } from './dedup.js';
 import type { InboundObject } from './link.js';
 
 /** Options of {@link StoreDedup}. */
@@ -48,7 +49,7 @@ export class StoreDedup implements InboundDedup {
   readonly #pruneEvery: number;
   readonly #clock: () => number;
   /** Claims whose delivery is running in this process. */
-  readonly #claimed = new Set<string>();
+  readonly #claimed = new ClaimsInFlight();
   /** Claims recorded with their delivery by {@link atomicDeliver}: `confirm` has nothing to do. */
   readonly #recorded = new Set<string>();
   #sincePrune = 0;
@@ -70,16 +71,16 @@ export class StoreDedup implements InboundDedup {
 
   async claim(origin: string, id: Uint8Array): Promise<boolean> {
     const key = `${origin} ${toHex(id)}`;
-    if (this.#claimed.has(key)) return false;
+    while (this.#claimed.has(key)) await this.#claimed.wait(key);
     // Reserved before the read, so that two claims racing across the await cannot both win.
-    this.#claimed.add(key);
+    this.#claimed.begin(key);
     try {
       if (await this.#seen.has(origin, id)) {
-        this.#claimed.delete(key);
+        this.#claimed.end(key);
         return false;
       }
     } catch (error) {
-      this.#claimed.delete(key);
+      this.#claimed.end(key);
       throw error;
     }
     return true;
@@ -88,13 +89,13 @@ export class StoreDedup implements InboundDedup {
   async confirm(origin: string, id: Uint8Array): Promise<void> {
     const key = `${origin} ${toHex(id)}`;
     if (this.#recorded.delete(key)) {
-      this.#claimed.delete(key);
+      this.#claimed.end(key);
       return;
     }
     try {
       await this.#seen.record(origin, id, this.#clock());
     } finally {
-      this.#claimed.delete(key);
+      this.#claimed.end(key);
     }
     this.#sincePrune += 1;
     if (this.#sincePrune >= this.#pruneEvery) {
@@ -106,9 +107,12 @@ export class StoreDedup implements InboundDedup {
 
   async release(origin: string, id: Uint8Array): Promise<void> {
     const key = `${origin} ${toHex(id)}`;
-    this.#claimed.delete(key);
     this.#recorded.delete(key);
-    await this.#seen.forget(origin, id);
+    try {
+      await this.#seen.forget(origin, id);
+    } finally {
+      this.#claimed.end(key);
+    }
   }
 
   /**

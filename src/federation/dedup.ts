@@ -16,7 +16,13 @@ import { ImppError } from '../errors.js';
  * 16 bytes chosen by that peer and is not otherwise verified.
  */
 export interface InboundDedup {
-  /** Records `(origin, id)`; true if it had not been recorded before (deliver it). */
+  /**
+   * Records `(origin, id)`; true if it had not been recorded before (deliver it). While an
+   * earlier claim of the same id is being delivered (a retry on a new link racing the old link's
+   * delivery), waits for its outcome: false once it is confirmed, true (this claim takes over)
+   * once it is released. Answering "duplicate" at once would have the peer drop an object whose
+   * only delivery may still fail.
+   */
   claim(origin: string, id: Uint8Array): Promise<boolean> | boolean;
   /** Forgets a claim whose delivery failed, so that the peer's retry is delivered. */
   release(origin: string, id: Uint8Array): Promise<void> | void;
@@ -25,6 +31,44 @@ export interface InboundDedup {
    * records the id here, so that a crash between claim and delivery loses nothing.
    */
   confirm?(origin: string, id: Uint8Array): Promise<void> | void;
+}
+
+/**
+ * Claims whose delivery is running: a later claim of the same key waits for the outcome.
+ * Shared by both implementations.
+ */
+export class ClaimsInFlight {
+  readonly #running = new Map<string, { readonly done: Promise<void>; readonly end: () => void }>();
+
+  /** Whether `key` is being delivered. */
+  has(key: string): boolean {
+    return this.#running.has(key);
+  }
+
+  /**
+   * Resolves when the delivery of `key` running now ends. Callers loop on {@link has}: several
+   * may wake at once, and the first to check again (synchronously, then {@link begin}) wins.
+   */
+  wait(key: string): Promise<void> {
+    return this.#running.get(key)?.done ?? Promise.resolve();
+  }
+
+  /** Marks `key` as being delivered. */
+  begin(key: string): void {
+    let end = (): void => undefined;
+    const done = new Promise<void>((resolve) => {
+      end = resolve;
+    });
+    this.#running.set(key, { done, end });
+  }
+
+  /** The delivery of `key` ended (confirmed or released): wake whoever waits. */
+  end(key: string): void {
+    const running = this.#running.get(key);
+    if (running === undefined) return;
+    this.#running.delete(key);
+    running.end();
+  }
 }
 
 /**
@@ -41,6 +85,7 @@ export interface InboundDedup {
 export class MemoryDedup implements InboundDedup {
   readonly #capacity: number;
   readonly #seen = new Set<string>();
+  readonly #inFlight = new ClaimsInFlight();
 
   constructor(options: { readonly capacity?: number } = {}) {
     const capacity = options.capacity ?? 100_000;
@@ -55,10 +100,14 @@ export class MemoryDedup implements InboundDedup {
     return this.#seen.size;
   }
 
-  claim(origin: string, id: Uint8Array): boolean {
+  claim(origin: string, id: Uint8Array): boolean | Promise<boolean> {
     const key = `${origin} ${toHex(id)}`;
+    if (this.#inFlight.has(key)) {
+      return this.#inFlight.wait(key).then(() => this.claim(origin, id));
+    }
     if (this.#seen.has(key)) return false;
     this.#seen.add(key);
+    this.#inFlight.begin(key);
     if (this.#seen.size > this.#capacity) {
       // Sets iterate in insertion order: the first key is the oldest.
       const oldest = this.#seen.values().next();
@@ -67,7 +116,13 @@ export class MemoryDedup implements InboundDedup {
     return true;
   }
 
+  confirm(origin: string, id: Uint8Array): void {
+    this.#inFlight.end(`${origin} ${toHex(id)}`);
+  }
+
   release(origin: string, id: Uint8Array): void {
-    this.#seen.delete(`${origin} ${toHex(id)}`);
+    const key = `${origin} ${toHex(id)}`;
+    this.#seen.delete(key);
+    this.#inFlight.end(key);
   }
 }

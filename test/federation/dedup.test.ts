@@ -14,7 +14,10 @@ describe('MemoryDedup', () => {
   it('stays within its capacity, forgetting the oldest ids first', () => {
     const dedup = new MemoryDedup({ capacity: 3 });
     const ids = [newId(), newId(), newId(), newId()];
-    for (const id of ids) expect(dedup.claim('a.example', id)).toBe(true);
+    for (const id of ids) {
+      expect(dedup.claim('a.example', id)).toBe(true);
+      dedup.confirm('a.example', id);
+    }
     expect(dedup.size).toBe(3);
     expect(dedup.claim('a.example', ids[3] ?? newId())).toBe(false);
     // The oldest was forgotten: the bound is what makes this filter development-only.
