@@ -20,6 +20,7 @@ import {
   type SigningKeyPair,
 } from '../crypto/index.js';
 import { ImppError, isImppError, type ImppErrorCode } from '../errors.js';
+import { type DeliveryNotice, decodeDeliveryNotice } from '../protocol/notice.js';
 import { WEAKEN_SEAL } from '../seal/defences.js';
 import { readEnvelopeHeader } from '../seal/header.js';
 import { openMessage, sealForDevices, type SealTarget } from '../seal/message.js';
@@ -38,7 +39,12 @@ import type { Connection } from '../transport/connection.js';
 import type { Frame } from '../transport/frame-codec.js';
 import { connectTls } from '../transport/tls-client.js';
 import { connectWebSocket } from '../transport/ws-client.js';
-import { formatAddress, parseAddress } from '../trust/address.js';
+import {
+  formatAddress,
+  normalizeDomain,
+  parseAddress,
+  parseDeviceAddress,
+} from '../trust/address.js';
 import {
   type DeviceList,
   type DeviceListUpdate,
@@ -55,6 +61,7 @@ import { KeyLogVerifier } from '../trust/keylog/verifier.js';
 import { sameKey } from '../trust/identity.js';
 import { formatSafetyNumber, safetyNumber } from '../trust/safety-number.js';
 import { WEAKEN_CLIENT, clientDefences, type ClientDefences } from './defences.js';
+import { Denials } from './denials.js';
 import { Frames, bindingInput } from './protocol.js';
 import {
   type ClientStateStore,
@@ -115,8 +122,11 @@ export interface ImppClientOptions {
    * Also require, before sealing for a listed device of a contact, that its enrolment statement
    * (from the directory) verifies under {@link domainKey} and names that device and key: `true`
    * for any valid statement, or a policy hook (e.g. `(s) => s.channelBound`). A device that fails
-   * raises `enrolment-invalid` and gets nothing. Needs `domainKey`; same-domain contacts only.
-   * Default: off. (Not yet: the statement's inclusion in the key log, which needs its index.)
+   * raises `enrolment-invalid` and gets nothing. Needs `domainKey`. Same-domain contacts only:
+   * a contact of another domain is enrolled by that domain, whose key this client does not pin,
+   * so its devices are neither checked nor refused here (their verified device list and the
+   * sealed sender still are). Default: off. (Not yet: the statement's inclusion in the key log,
+   * which needs its index.)
    */
   readonly contactEnrolment?: boolean | ((statement: EnrolmentStatement) => boolean);
   /** Test-only (src/client/defences.ts): defences to switch off. Unreachable from the CLI. */
@@ -189,7 +199,15 @@ export interface DeviceListEvent {
  *   session with (T10: withheld, or the device has none left); nothing is sealed for it, and when
  *   that leaves the recipient with no device at all `sendMessage` rejects instead;
  * - `unlisted-sender`: a message came from a device not on the sender's last verified list (it is
- *   delivered, flagged: the list may simply be newer than the one held).
+ *   delivered, flagged: the list may simply be newer than the one held);
+ * - `sender-domain-mismatch`: a sealed object whose sender is of another domain than the one the
+ *   server says it arrived from (its `from` stamp; this client's own domain without one): a peer
+ *   domain speaking for a third domain's user (T45). Not delivered; acknowledged, so it does not
+ *   come back. `address` and `device` are the sender the sealed object claims;
+ * - `blocked-sender`: a sealed object from a user this account denied (T13; src/client/denials.ts):
+ *   the server cannot drop it when the sender is of another domain (sealed sender). Opened (the
+ *   sender is only known then), not delivered, acknowledged; `address` and `device` are its
+ *   authenticated sender; nothing of the content is passed on.
  */
 export interface TrustWarningEvent {
   readonly kind:
@@ -199,7 +217,9 @@ export interface TrustWarningEvent {
     | 'bundle-invalid'
     | 'bundle-missing'
     | 'enrolment-invalid'
-    | 'unlisted-sender';
+    | 'unlisted-sender'
+    | 'sender-domain-mismatch'
+    | 'blocked-sender';
   readonly address: string;
   /** `user@domain/deviceId`, when one device is concerned. */
   readonly device?: string;
@@ -232,6 +252,12 @@ export interface ImppClientEvents {
   missingMessages: [MissingMessagesEvent];
   /** A delivered object could not be opened (it is acknowledged and dropped). */
   undeliverable: [{ readonly code: ImppErrorCode }];
+  /**
+   * This user's server could not deliver an object this device sent to another domain
+   * (docs/protocol.md, Server-to-server §5.3): the server's word, not authenticated by the peer
+   * or the recipient. Notices of a version this SDK does not read are dropped silently.
+   */
+  deliveryFailure: [DeliveryNotice];
   close: [{ readonly code: ImppErrorCode | undefined }];
 }
 
@@ -274,6 +300,8 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   #known = new Map<string, Uint8Array>();
   #publisher: PresencePublisher | undefined;
   #presenceKeys: StoredPresenceKey[] = [];
+  /** Users this account denied, as its devices agree (persisted, shared in the presence state). */
+  #denials = new Denials();
   #enrolment: { index: number; statement: Uint8Array } | null = null;
   #trustedHead: Uint8Array | null = null;
   #uploadedPrekeyId = 0;
@@ -579,7 +607,13 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         return;
       }
       case Frames.DELIVER:
-        this.#enqueue(() => this.#deliver(b.object as Uint8Array));
+        if (b.notice instanceof Uint8Array && b.id instanceof Uint8Array) {
+          const [notice, id] = [b.notice, b.id];
+          this.#enqueue(() => this.#notice(notice, id));
+        } else if (b.object instanceof Uint8Array) {
+          const [object, from] = [b.object, typeof b.from === 'string' ? b.from : undefined];
+          this.#enqueue(() => this.#deliver(object, from));
+        }
         return;
       case Frames.PRESENCE:
         this.#enqueue(() => this.#presence(b.object as Uint8Array));
@@ -764,10 +798,12 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
       }
     }
+    // Enrolment statements are checked for this domain's users only (see `contactEnrolment`).
     if (
       this.#defences.enrolmentCheck &&
       this.options.contactEnrolment !== undefined &&
-      this.options.contactEnrolment !== false
+      this.options.contactEnrolment !== false &&
+      parseAddress(address).domain === parseAddress(this.address).domain
     ) {
       for (const [name, key] of listed) {
         if (name === this.device) continue;
@@ -898,7 +934,66 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return false;
   }
 
-  async #deliver(object: Uint8Array): Promise<void> {
+  /**
+   * Whether a sealed sender device may have sent an object stamped `from` (the domain it arrived
+   * from, per this user's server; none: this domain): a peer domain speaks only for its own
+   * users, and this domain's server does not relay for others (T45).
+   */
+  #senderDomainOk(senderDevice: string, from: string | undefined): boolean {
+    if (!this.#defences.senderDomainCheck) return true;
+    let expected: string;
+    let actual: string;
+    try {
+      expected = from === undefined ? parseAddress(this.address).domain : normalizeDomain(from);
+      actual = parseDeviceAddress(senderDevice).address.domain;
+    } catch {
+      return false;
+    }
+    return actual === expected;
+  }
+
+  #senderDomainMismatch(senderDevice: string): void {
+    this.emit('trustWarning', {
+      kind: 'sender-domain-mismatch',
+      address: senderDevice.slice(0, senderDevice.lastIndexOf('/')),
+      device: senderDevice,
+    });
+  }
+
+  /**
+   * Whether an opened sender device belongs to a user this account denied (T13): the server
+   * blocks a denied user of its own domain, but sees no sender in what another domain relays
+   * (docs/protocol.md, Server-to-server §5.1), so the check is here, for every domain.
+   */
+  #deniedSender(senderDevice: string): boolean {
+    if (!this.#defences.deniedSenderCheck) return false;
+    let user: string;
+    try {
+      user = formatAddress(parseDeviceAddress(senderDevice).address);
+    } catch {
+      return false; // no user this account could have denied (the domain check refuses it)
+    }
+    return user !== this.address && this.#denials.isDenied(user);
+  }
+
+  /** A delivery-failure notice from this user's server: surfaced, then acknowledged. */
+  async #notice(bytes: Uint8Array, id: Uint8Array): Promise<void> {
+    let notice: DeliveryNotice | undefined;
+    try {
+      notice = decodeDeliveryNotice(bytes);
+    } catch {
+      // An unknown version or a malformed notice: nothing this SDK can tell the app.
+    }
+    if (notice !== undefined) this.emit('deliveryFailure', notice);
+    await this.#request(Frames.ACK, { ids: [id] });
+  }
+
+  /**
+   * A sealed object from the queue; `from` is the domain it arrived from when another domain's
+   * server handed it to this user's server. Opened, checked (the sealed sender must be of that
+   * domain, T45), given to the app, then acknowledged.
+   */
+  async #deliver(object: Uint8Array, from?: string): Promise<void> {
     let id: Uint8Array;
     let kind: string;
     try {
@@ -910,13 +1005,32 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       return;
     }
     const device = this.#sealDevice();
+    /** The sender of another domain than `from`, when the seal layer named one. */
+    let foreign: string | undefined;
+    /** The sender, when it is a user this account denied. */
+    let blocked: string | undefined;
     const options = {
-      trustNewIdentity: (sender: string, key: Uint8Array) => this.#trustSender(sender, key),
+      trustNewIdentity: (sender: string, key: Uint8Array) => {
+        // Before trust on first use records the key: a forged sender must leave no trace.
+        if (!this.#senderDomainOk(sender, from)) {
+          foreign = sender;
+          return false;
+        }
+        return this.#trustSender(sender, key);
+      },
     };
     try {
       if (kind === 'message') {
         const opened = openMessage(device, object, options);
         await this.#save();
+        if (!this.#senderDomainOk(opened.senderDevice, from)) {
+          foreign = opened.senderDevice;
+          throw new ImppError('ERR_NOT_AUTHORIZED', 'sealed sender of another domain');
+        }
+        if (this.#deniedSender(opened.senderDevice)) {
+          blocked = opened.senderDevice;
+          throw new ImppError('ERR_NOT_AUTHORIZED', 'sender denied');
+        }
         if (this.#defences.missingMessageCheck && opened.gap > 0) {
           this.emit('missingMessages', {
             contact: formatAddress(opened.sender.address),
@@ -939,6 +1053,16 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         });
       } else {
         const received = openKeyDistribution(device, object, options);
+        if (!this.#senderDomainOk(received.senderDevice, from)) {
+          foreign = received.senderDevice;
+          received.key.wipe();
+          throw new ImppError('ERR_NOT_AUTHORIZED', 'sealed sender of another domain');
+        }
+        if (this.#deniedSender(received.senderDevice)) {
+          blocked = received.senderDevice;
+          received.key.wipe();
+          throw new ImppError('ERR_NOT_AUTHORIZED', 'sender denied');
+        }
         if (received.type === 'sync') {
           await this.#mergePresence(received);
         } else {
@@ -964,7 +1088,14 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     } catch (e) {
       // A replay is a duplicate delivery: acknowledge it silently. Anything else is dropped
       // with an event; the object can never be opened, so keeping it would block the queue.
-      if (!isImppError(e, 'ERR_SEAL_REPLAY')) {
+      if (foreign !== undefined) this.#senderDomainMismatch(foreign);
+      else if (blocked !== undefined) {
+        this.emit('trustWarning', {
+          kind: 'blocked-sender',
+          address: blocked.slice(0, blocked.lastIndexOf('/')),
+          device: blocked,
+        });
+      } else if (!isImppError(e, 'ERR_SEAL_REPLAY')) {
         this.emit('undeliverable', { code: isImppError(e) ? e.code : 'ERR_SEAL_OPEN_FAILED' });
       }
     }
@@ -990,31 +1121,70 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   /**
    * Approves `watcher`: distributes the presence key to its devices and shares the new watcher
    * set with this user's other devices (so they publish to it and keep it on rotation), then
-   * tells the server.
+   * tells the server. A denial of `watcher` is lifted on every device of this user: what it
+   * sends is delivered again.
    */
   async approve(watcher: string): Promise<string> {
     const publisher = this.#presencePublisher();
     const address = formatAddress(parseAddress(watcher));
-    let epoch: number;
-    do {
-      // A sibling's newer state may arrive meanwhile (it replaces key and watcher set): then the
-      // watcher is authorized again, under that key.
-      epoch = publisher.epoch;
-      for (const t of await this.#targets(address)) {
-        const sealed = publisher.authorize(t);
-        await this.#save();
-        await this.#request(Frames.SEND, { object: sealed.bytes });
-      }
-    } while (publisher.epoch !== epoch);
-    await this.#sharePresence();
-    const r = await this.#request(Frames.DECIDE, { watcher: address, action: 'approve' });
-    return str(r.state);
+    // Recorded before the state is shared below, so the other devices lift the denial too.
+    const previous = this.#denials.decide(address, false, Date.now());
+    try {
+      // A watcher this user denied is answered by the server as if this user did not exist
+      // (T13), so it could not check the device list behind a presence key sent now: lift the
+      // block at the server first. (Otherwise the key goes first, so that the presence the server
+      // hands over on approval can be opened at once.)
+      const unblockFirst = previous?.denied === true;
+      let state = unblockFirst
+        ? str((await this.#request(Frames.DECIDE, { watcher: address, action: 'approve' })).state)
+        : undefined;
+      let epoch: number;
+      do {
+        // A sibling's newer state may arrive meanwhile (it replaces key and watcher set): then the
+        // watcher is authorized again, under that key.
+        epoch = publisher.epoch;
+        for (const t of await this.#targets(address)) {
+          const sealed = publisher.authorize(t);
+          await this.#save();
+          await this.#request(Frames.SEND, { object: sealed.bytes });
+        }
+      } while (publisher.epoch !== epoch);
+      await this.#sharePresence();
+      state ??= str(
+        (await this.#request(Frames.DECIDE, { watcher: address, action: 'approve' })).state,
+      );
+      return state;
+    } catch (e) {
+      // Not approved after all: a denial it lifted stands again, on every device.
+      if (previous?.denied === true) await this.#recordDenial(address);
+      throw e;
+    }
   }
 
-  /** Denies a pending request. */
+  /**
+   * Denies a pending request. The watcher is blocked too (T13): the server gives it the answers
+   * of a user who does not exist, and this user's devices drop what it sends, whatever its domain
+   * (its server, not this one, relays it with the sender sealed; src/client/denials.ts).
+   */
   async deny(watcher: string): Promise<string> {
-    const r = await this.#request(Frames.DECIDE, { watcher, action: 'deny' });
-    return str(r.state);
+    const address = formatAddress(parseAddress(watcher));
+    const r = await this.#request(Frames.DECIDE, { watcher: address, action: 'deny' });
+    const state = str(r.state);
+    if (state === 'denied') await this.#recordDenial(address);
+    return state;
+  }
+
+  /** Records a denial and shares it with this user's other devices (in the presence state). */
+  async #recordDenial(address: string): Promise<void> {
+    this.#denials.decide(address, true, Date.now());
+    this.#presencePublisher();
+    await this.#save();
+    try {
+      await this.#sharePresence();
+    } catch (e) {
+      // Kept here; the other devices learn it with the next presence state this device shares.
+      if (!isImppError(e)) throw e;
+    }
   }
 
   /** Revokes `watcher`: the server stops at once; the key rotates for the remaining watchers. */
@@ -1071,7 +1241,8 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     const targets = (await this.#targets(this.address)).filter(
       (t) => only === undefined || canonicalDevice(t.to) === canonicalDevice(only),
     );
-    const sealed = targets.map((t) => publisher.shareWith(t));
+    const denials = this.#denials.records();
+    const sealed = targets.map((t) => publisher.shareWith(t, denials));
     await this.#save();
     for (const s of sealed) await this.#request(Frames.SEND, { object: s.bytes });
   }
@@ -1086,15 +1257,25 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       for (const [name, key] of await this.#listedDevices(this.address)) {
         if (this.#checkKey(name, key)) siblings.set(name, key);
       }
+      // The denial records are taken only once the sender is known to be a listed sibling (the
+      // publisher checks it first and throws otherwise).
       if (this.#publisher === undefined) {
         this.#publisher = PresencePublisher.fromSibling(this.#sealDevice(), received, siblings);
+        this.#denials.merge(received.denials);
         await this.#save();
+        if (this.#denials.aheadOf(received.denials)) {
+          await this.#sharePresence(received.senderDevice);
+        }
         return;
       }
       const outcome = this.#publisher.merge(received, siblings);
+      this.#denials.merge(received.denials);
       await this.#save();
       if (outcome === 'rotate') await this.#rotatePresence();
-      else if (outcome === 'reply') await this.#sharePresence(received.senderDevice);
+      else if (outcome === 'reply' || this.#denials.aheadOf(received.denials)) {
+        // The sender lacks a denial decision of this device's: it catches up from the reply.
+        await this.#sharePresence(received.senderDevice);
+      }
     } finally {
       received.key.wipe();
     }
@@ -1459,6 +1640,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     this.#trustedHead = s.trustedHead;
     this.#uploadedPrekeyId = s.uploadedPrekeyId;
     this.#presenceKeys = [...s.presenceKeys];
+    this.#denials = new Denials(s.denials);
     for (const [address, bytes] of s.lists) {
       const list = decodeDeviceList(bytes);
       if (formatAddress(list.address) !== address) {
@@ -1499,6 +1681,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         uploadedPrekeyId: this.#uploadedPrekeyId,
         lists: new Map([...this.#lists].map(([a, l]) => [a, l.bytes])),
         watches: new Map([...this.#watches].map(([p, w]) => [p, w.serialise()])),
+        denials: this.#denials.records(),
       }),
     );
   }

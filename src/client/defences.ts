@@ -35,6 +35,16 @@ export interface ClientDefences {
   readonly presenceRollbackCheck: boolean;
   /** T17: the SCRAM server nonce must extend the client's own (RFC 5802 §5.1). */
   readonly scramNonceCheck: boolean;
+  /**
+   * T45: a sealed sender must be of the domain the object arrived from (the server's `from`
+   * stamp), or of this client's home domain when there is no stamp.
+   */
+  readonly senderDomainCheck: boolean;
+  /**
+   * T13 (client side): what a user this account denied sends is dropped after opening, whatever
+   * its domain (the server cannot see the sealed sender of a remote message).
+   */
+  readonly deniedSenderCheck: boolean;
 }
 
 /** Every defence on. */
@@ -47,6 +57,8 @@ export const ALL_CLIENT_DEFENCES: ClientDefences = Object.freeze({
   enrolmentCheck: true,
   presenceRollbackCheck: true,
   scramNonceCheck: true,
+  senderDomainCheck: true,
+  deniedSenderCheck: true,
 });
 
 /** The option key under which a test passes `Partial<ClientDefences>` to ImppClient. */

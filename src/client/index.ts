@@ -19,4 +19,5 @@ export {
   type TrustWarningEvent,
 } from './client.js';
 export { FileStateStore, type ClientStateStore } from './state.js';
+export type { DeliveryNotice } from '../protocol/notice.js';
 export { Frames, BINDING_LABEL, bindingInput } from './protocol.js';

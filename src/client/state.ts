@@ -1,7 +1,8 @@
 /**
  * Local persistence of a client device: identity seed, seal state (sessions, prekeys), the
  * identity keys seen for each contact device, the last verified device list of each contact and
- * the presence watch state (rollback protection survives a restart), and the presence publisher. Versioned JSON with
+ * the presence watch state (rollback protection survives a restart), the presence publisher, and
+ * the users this account denied (src/client/denials.ts). Versioned JSON with
  * base64url byte fields, written atomically (temporary file + rename) with mode 0600.
  *
  * Not yet: encryption at rest. The file holds secret keys; protect it with the OS (file mode,
@@ -64,11 +65,12 @@ export class FileStateStore implements ClientStateStore {
 
 /**
  * Version of the persisted state written now. Version 2 added the verified device lists and the
- * presence watch state; a version 1 file is read (those start empty) and rewritten as version 2.
+ * presence watch state; version 3 the denial records. An older file is read (what it lacks starts
+ * empty: no denial had been recorded by the client then) and rewritten as version 3.
  */
-export const CLIENT_STATE_VERSION = 2;
+export const CLIENT_STATE_VERSION = 3;
 /** Versions {@link decodeState} reads. */
-const READABLE_VERSIONS: readonly unknown[] = [1, 2];
+const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3];
 
 /** The persisted state, decoded. */
 export interface PersistedState {
@@ -98,6 +100,19 @@ export interface PersistedState {
    * last accepted version), so an older update is refused after a restart too.
    */
   readonly watches: ReadonlyMap<string, Uint8Array>;
+  /**
+   * Users this account denied, or approved again after a denial, with the stamps that order the
+   * decisions among its devices (src/client/denials.ts). Losing them would let a denied sender
+   * of another domain through, so from version 3 on they must be there.
+   */
+  readonly denials: readonly StoredDenial[];
+}
+
+/** One denial decision, as {@link PersistedState.denials} keeps it. */
+export interface StoredDenial {
+  readonly user: string;
+  readonly denied: boolean;
+  readonly stamp: number;
 }
 
 /** A contact's presence key as received, kept so a restarted client can open updates. */
@@ -142,6 +157,7 @@ export function encodeState(s: PersistedState): Uint8Array {
     })),
     lists: Object.fromEntries([...s.lists].map(([a, b]) => [a, toBase64Url(b)])),
     watches: Object.fromEntries([...s.watches].map(([a, b]) => [a, toBase64Url(b)])),
+    denials: s.denials.map((d) => ({ user: d.user, denied: d.denied, stamp: d.stamp })),
   };
   return new TextEncoder().encode(JSON.stringify(json));
 }
@@ -176,6 +192,7 @@ export function decodeState(bytes: Uint8Array): PersistedState {
   // Version 1 had no lists or watches; from version 2 on they must be there.
   const lists = bytesMap(v.lists, 'lists', v.v !== 1);
   const watches = bytesMap(v.watches, 'watches', v.v !== 1);
+  const denials = readDenials(v.denials, v.v === 3);
   const presenceKeys: StoredPresenceKey[] = [];
   if (Array.isArray(v.presenceKeys)) {
     for (const raw of v.presenceKeys as Record<string, unknown>[]) {
@@ -220,8 +237,31 @@ export function decodeState(bytes: Uint8Array): PersistedState {
     known,
     lists,
     watches,
+    denials,
     publisher: typeof v.publisher === 'string' ? fromBase64Url(v.publisher, 'publisher') : null,
   };
+}
+
+/** The denial records; `ERR_STORAGE` when `required` and not there, or malformed. */
+function readDenials(raw: unknown, required: boolean): StoredDenial[] {
+  // Versions 1 and 2 had no denials: whatever such a file holds under that name is not ours.
+  if (!required) return [];
+  if (!Array.isArray(raw)) throw new ImppError('ERR_STORAGE', 'client state: denials missing');
+  return (raw as unknown[]).map((d) => {
+    const r = d as Record<string, unknown> | null;
+    if (
+      r === null ||
+      typeof r !== 'object' ||
+      typeof r.user !== 'string' ||
+      typeof r.denied !== 'boolean' ||
+      typeof r.stamp !== 'number' ||
+      !Number.isSafeInteger(r.stamp) ||
+      r.stamp < 0
+    ) {
+      throw new ImppError('ERR_STORAGE', 'client state: a denial is malformed');
+    }
+    return { user: r.user, denied: r.denied, stamp: r.stamp };
+  });
 }
 
 /** A JSON object of base64url strings as a map; `ERR_STORAGE` when `required` and not there. */

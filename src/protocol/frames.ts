@@ -51,7 +51,11 @@ export const ClientFrame = {
   RESULT: 48,
   ERROR: 49,
 
-  /** s→c pushes. */
+  /**
+   * s→c pushes. DELIVER: `{ seq, object, from? }` (`from`: the domain a sealed object arrived
+   * from, when not the server's own) or `{ seq, id, notice }` (a delivery-failure notice,
+   * ./notice.ts); FETCH answers with the same items.
+   */
   DELIVER: 64,
   PRESENCE: 65,
   SUBSCRIPTION: 66,

@@ -47,5 +47,6 @@ export {
   type ReceivedKeyDistribution,
   type ReceivedPresenceKey,
   type ReceivedPresenceSync,
+  type DenialRecord,
 } from './presence.js';
 export { encodePrekeyBundle, decodePrekeyBundle, type PrekeyBundle } from './x3dh.js';

@@ -399,6 +399,22 @@ export interface ReceivedPresenceSync {
   readonly watchers: readonly string[];
   readonly senderDevice: string;
   readonly senderIdentityKey: Uint8Array;
+  /** The sender's record of users this user denied or approved again (empty from format 0). */
+  readonly denials: readonly DenialRecord[];
+}
+
+/**
+ * One user's latest denial decision, as this user's devices share it (format 1 of the presence
+ * state): carried, not interpreted, by the seal layer; the client merges the records (the later
+ * `stamp` wins, a tie keeps the denial).
+ */
+export interface DenialRecord {
+  /** `user@domain`, canonical. */
+  readonly user: string;
+  /** `true`: denied; `false`: approved again after a denial (kept so the approval travels). */
+  readonly denied: boolean;
+  /** Orders decisions on one user across devices: milliseconds, kept monotonic by the client. */
+  readonly stamp: number;
 }
 
 /** Either payload a key-distribution object can carry. */
@@ -411,6 +427,14 @@ export type ReceivedKeyDistribution =
  * longer addresses, some 5,000 devices of 40-byte addresses.
  */
 const MAX_SYNC_WATCHERS = 16_384;
+/** Most denial records a presence state carries (the payload limit binds first here too). */
+export const MAX_SYNC_DENIALS = 16_384;
+/**
+ * Presence state formats: 0 (key, epoch, version, watchers) and 1 (also the denial records, key
+ * 6). Written: 1. Format 0 is still read: it carries no denial record, and a missing record
+ * lifts no denial (the client's merge only takes records), so reading it loses no protection.
+ */
+const SYNC_FORMAT = 1;
 
 /**
  * Opens a key-distribution object, a presence key for a watcher or a presence state from a
@@ -446,9 +470,11 @@ export function openKeyDistribution(
       };
     }
     if (opened.contentType === CONTENT_TYPE_PRESENCE_SYNC) {
-      // Only format 0 is understood; anything else is refused like a bad object.
-      const m = expectMap(decodeCborStrict(opened.payload, MAX_PAYLOAD_BYTES), [0, 1, 2, 3, 4, 5]);
-      if (uintField(m, 0) !== 0) throw openFailed();
+      // Formats 0 and 1 are understood; anything else is refused like a bad object.
+      const decoded = decodeCborStrict(opened.payload, MAX_PAYLOAD_BYTES);
+      const format = uintField(expectMap(decoded, [0], [1, 2, 3, 4, 5, 6]), 0);
+      if (format > SYNC_FORMAT) throw openFailed();
+      const m = expectMap(decoded, format === 0 ? [0, 1, 2, 3, 4, 5] : [0, 1, 2, 3, 4, 5, 6]);
       const epoch = uintField(m, 2, MAX_EPOCH);
       if (epoch < 1) throw openFailed();
       const list = m.get(5);
@@ -464,6 +490,7 @@ export function openKeyDistribution(
         key: new SecretBytes(bytesField(m, 3, 32)),
         version: uintField(m, 4),
         watchers,
+        denials: format === 0 ? [] : readDenials(m.get(6)),
         ...sender,
       };
     }
@@ -473,6 +500,29 @@ export function openKeyDistribution(
   } finally {
     opened.payload.fill(0);
   }
+}
+
+/** Key 6 of a format 1 presence state: `[user, stamp, 1 | 0]` tuples, one per user. */
+function readDenials(v: CborValue | undefined): DenialRecord[] {
+  if (!Array.isArray(v) || v.length > MAX_SYNC_DENIALS) throw openFailed();
+  const seen = new Set<string>();
+  return (v as readonly CborValue[]).map((t) => {
+    if (!Array.isArray(t) || t.length !== 3) throw openFailed();
+    const [user, stamp, flag] = t as readonly CborValue[];
+    if (
+      typeof user !== 'string' ||
+      typeof stamp !== 'number' ||
+      !Number.isSafeInteger(stamp) ||
+      stamp < 0 ||
+      (flag !== 0 && flag !== 1)
+    ) {
+      throw openFailed();
+    }
+    const canonical = formatAddress(parseAddress(user));
+    if (canonical !== user || seen.has(user)) throw openFailed();
+    seen.add(user);
+    return { user, denied: flag === 1, stamp };
+  });
 }
 
 /**
@@ -624,17 +674,22 @@ export class PresencePublisher {
 
   /**
    * Seals this device's presence state (key, epoch, version, watcher devices) for another device
-   * of the same user, content type presence-sync.
+   * of the same user, content type presence-sync, format 1: with the user's `denials` (carried,
+   * not kept, by the publisher). At most {@link MAX_SYNC_DENIALS}; each user once, canonical.
    */
-  shareWith(target: SealTarget): SealedObject {
+  shareWith(target: SealTarget, denials: readonly DenialRecord[] = []): SealedObject {
+    if (denials.length > MAX_SYNC_DENIALS) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', 'too many denial records');
+    }
     const payload = encodeCbor(
       new Map<number, CborValue>([
-        [0, 0],
+        [0, SYNC_FORMAT],
         [1, presentityOf(this.#device)],
         [2, this.#key.epoch],
         [3, this.#key.key.expose()],
         [4, this.#version],
         [5, this.watchers],
+        [6, denials.map((d) => [d.user, d.stamp, d.denied ? 1 : 0])],
       ]),
     );
     try {

@@ -7,6 +7,8 @@ import type { SigningKeyPair } from '../crypto/index.js';
 import type { KeyLog } from '../trust/keylog/log.js';
 import type { RequestAdmission } from './admission.js';
 import type { ServerDefences } from './defences.js';
+import type { ServiceLog } from './logging.js';
+import type { RemoteRouter } from './remote.js';
 import type { PendingObject, ServiceStore } from './store/types.js';
 
 /** A bound device session as the router sees it. */
@@ -44,6 +46,13 @@ export interface SessionHost {
   readonly admission: RequestAdmission;
   /** The defences in force (all on, except in the threat suite's own tests). */
   readonly defences: ServerDefences;
+  /**
+   * The federation, for addresses of other domains (./remote.ts); absent: such requests get
+   * `ERR_DOMAIN_NOT_SERVED`.
+   */
+  readonly remote?: RemoteRouter;
+  /** The server's structured log (codes and addresses only), when it has one. */
+  readonly log?: ServiceLog;
   /** The bound session of `user@domain/deviceId`, if online. */
   online(device: string): RoutablePeer | undefined;
   /** Bound sessions of every device of `user@domain`. */

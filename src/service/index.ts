@@ -17,3 +17,12 @@ export {
 export { authenticatorFromConfig, type ConfiguredAuthenticator } from './authenticator.js';
 export { ClientFrame, PROTOCOL_LIMITS, DEVICE_BINDING_LABEL } from './protocol.js';
 export { bindingTranscript, verifyBinding, type BindingFields } from './binding.js';
+export type {
+  BundleAnswer,
+  DevicesAnswer,
+  FederationInbound,
+  InboundItem,
+  PresentityAction,
+  RemoteRouter,
+  WatcherAction,
+} from './remote.js';

@@ -147,4 +147,8 @@ export const WIRE_ERROR_CODES: readonly ImppErrorCode[] = [
   'ERR_ADDRESS_INVALID',
   'ERR_DOMAIN_NOT_SERVED',
   'ERR_STORAGE',
+  // A look-up of another domain that did not answer in time or could not be reached
+  // (RemoteRouter.devices / bundles): the session itself stays open.
+  'ERR_TIMEOUT',
+  'ERR_CONNECTION_CLOSED',
 ];

@@ -21,9 +21,11 @@ import { ImppError, isImppError } from '../errors.js';
 import { KeyLog } from '../trust/keylog/log.js';
 import { RequestAdmission } from './admission.js';
 import { WEAKEN_SERVER, serverDefences, type ServerDefences } from './defences.js';
+import { ServiceFederationInbound } from './federation-inbound.js';
 import type { RoutablePeer, SessionHost } from './host.js';
 import { SILENT_LOG, type ServiceLog } from './logging.js';
 import { PROTOCOL_LIMITS } from './protocol.js';
+import type { FederationInbound, RemoteRouter } from './remote.js';
 import { DeviceSession } from './session.js';
 import type { DeviceRepository, NewDevice, ServiceStore } from './store/types.js';
 
@@ -75,6 +77,13 @@ export interface ImppServerOptions {
    * {@link ACCOUNT_RECHECK_MS}.
    */
   readonly accountRecheckMs?: number;
+  /**
+   * The federation (docs/protocol.md, Server-to-server §5.5): what sessions ask for addresses of
+   * other domains, usually `FederationNode.router`; the node is given
+   * {@link ImppServer.federationInbound} in turn. Default: none, and every request about another
+   * domain is answered `ERR_DOMAIN_NOT_SERVED`.
+   */
+  readonly remote?: RemoteRouter;
   /** Test-only (src/service/defences.ts): defences to switch off. Unreachable from the CLI. */
   readonly [WEAKEN_SERVER]?: Partial<ServerDefences>;
 }
@@ -150,8 +159,10 @@ export class ImppServer implements SessionHost {
   readonly costlyRequests: { readonly rate: number; readonly burst: number };
   readonly admission: RequestAdmission;
   readonly defences: ServerDefences;
+  readonly remote?: RemoteRouter;
   readonly #options: ImppServerOptions;
   readonly #log: ServiceLog;
+  #inbound: ServiceFederationInbound | undefined;
   readonly #transport: TlsTransportServer;
   #websocket: WebSocketTransportServer | undefined;
   /** Bound sessions by `user@domain/deviceId`; a newer session for a device replaces the older. */
@@ -189,6 +200,7 @@ export class ImppServer implements SessionHost {
       options.maxPipelinedRequests ?? DEFAULT_MAX_PIPELINED_REQUESTS,
     );
     this.defences = serverDefences(options[WEAKEN_SERVER]);
+    if (options.remote !== undefined) this.remote = options.remote;
     this.keyLog = new KeyLog({ domain: options.domain, storage: options.store.keyLog });
     this.#transport = new TlsTransportServer(this.#transportOptions());
     this.#watch(this.#transport);
@@ -331,6 +343,26 @@ export class ImppServer implements SessionHost {
     this.#unwatchQueue();
     await Promise.all([this.#transport.close(), this.#websocket?.close()]);
     for (const s of this.#sessions.keys()) s.connection.close();
+  }
+
+  /** @internal The server's structured log, for its sessions and the federation's inbound side. */
+  get log(): ServiceLog {
+    return this.#log;
+  }
+
+  /**
+   * What the federation calls when a peer domain delivers or asks something (./remote.ts,
+   * {@link FederationInbound}), over this server's store and sessions. One instance per server.
+   *
+   * @example
+   * ```ts
+   * const server = new ImppServer({ ...options, remote: node.router });
+   * node.attach(server.federationInbound);
+   * ```
+   */
+  get federationInbound(): FederationInbound {
+    this.#inbound ??= new ServiceFederationInbound(this);
+    return this.#inbound;
   }
 
   /** Number of bound device sessions. */

@@ -35,7 +35,16 @@ import {
   text,
   uint,
 } from './protocol.js';
+import {
+  NO_DEVICES,
+  bundlesBody,
+  deniedBy,
+  devicesBody,
+  localBundles,
+  localDevices,
+} from './answers.js';
 import type { RoutablePeer, SessionHost } from './host.js';
+import type { RemoteRouter } from './remote.js';
 import type { OneTimePrekey, PendingObject, SubscriptionAction } from './store/types.js';
 import { readServiceHeader } from './store/validate.js';
 
@@ -364,7 +373,7 @@ export class DeviceSession implements RoutablePeer {
     this.#lastSeq = object.seq;
     let below: boolean;
     try {
-      below = this.connection.send(ClientFrame.DELIVER, { seq: object.seq, object: object.bytes });
+      below = this.connection.send(ClientFrame.DELIVER, deliverItem(object));
     } catch {
       // Closed by the transport (a slow consumer): the object stays queued for the next login.
       this.#live = false;
@@ -394,7 +403,7 @@ export class DeviceSession implements RoutablePeer {
         for (const p of batch) {
           if (!this.#open()) return;
           this.#lastSeq = p.seq;
-          if (!this.connection.send(ClientFrame.DELIVER, { seq: p.seq, object: p.bytes })) {
+          if (!this.connection.send(ClientFrame.DELIVER, deliverItem(p))) {
             await this.connection.drained();
           }
         }
@@ -493,16 +502,22 @@ export class DeviceSession implements RoutablePeer {
     }
   }
 
-  /** A local address from a request; another domain is refused clearly (no federation yet). */
-  #localAddress(body: Body, field: string): string {
+  /**
+   * An address from a request, with the federation to ask when it is of another domain
+   * (`remote`, docs/protocol.md Server-to-server §5.5). Without federation another domain is
+   * refused clearly.
+   */
+  #addressIn(body: Body, field: string): { address: string; remote: RemoteRouter | undefined } {
     const address = formatAddress(parseAddress(text(body, field, MAX_ADDRESS)));
-    if (parseAddress(address).domain !== this.server.domain) {
+    if (parseAddress(address).domain === this.server.domain) return { address, remote: undefined };
+    const remote = this.server.remote;
+    if (remote === undefined) {
       throw new ImppError(
         'ERR_DOMAIN_NOT_SERVED',
         `${field}: this server serves only ${this.server.domain}; federation is not available`,
       );
     }
-    return address;
+    return { address, remote };
   }
 
   async #register(body: Body): Promise<Body> {
@@ -621,50 +636,28 @@ export class DeviceSession implements RoutablePeer {
    * Whether `address` denied this session's user. Such a user gets the answers of a user who
    * does not exist: no devices, no bundles, no delivery, an undecided subscription (T13).
    */
-  async #deniedBy(address: string): Promise<boolean> {
-    const me = this.#address as string;
-    if (address === me || !this.server.defences.uniformBlockedAnswers) return false;
-    return (await this.server.store.subscriptions.get(address, me))?.state === 'denied';
+  #deniedBy(address: string): Promise<boolean> {
+    return deniedBy(this.server, address, this.#address as string);
   }
 
+  /** A user of another domain is answered by its home domain, in the same shape (§5.5). */
   async #getDevices(body: Body): Promise<Body> {
-    const address = this.#localAddress(body, 'address');
-    if (await this.#deniedBy(address)) return { deviceList: null, devices: [] };
-    const store = this.server.store;
-    const listed = await store.deviceLists.latest(address);
-    const devices = await store.devices.list(address);
-    return {
-      deviceList: listed?.bytes ?? null,
-      devices: devices.map((d) => ({
-        deviceId: d.deviceId,
-        identityKey: d.identityKey,
-        enrolment: d.enrolment,
-      })),
-    };
+    const { address, remote } = this.#addressIn(body, 'address');
+    if (remote !== undefined) {
+      return devicesBody(await remote.devices(address, this.#address as string));
+    }
+    if (await this.#deniedBy(address)) return devicesBody(NO_DEVICES);
+    return devicesBody(await localDevices(this.server.store, address));
   }
 
+  /** Each bundle consumes a one-time prekey at the user's home domain, remote or not. */
   async #getBundles(body: Body): Promise<Body> {
-    const address = this.#localAddress(body, 'address');
-    if (await this.#deniedBy(address)) return { bundles: [] };
-    const store = this.server.store;
-    const bundles: CborValue[] = [];
-    for (const d of await store.devices.list(address)) {
-      const device = `${address}/${d.deviceId}`;
-      if (device === this.device) continue;
-      const spk = await store.prekeys.signedPrekey(device);
-      if (spk === undefined) continue;
-      // Handed out once: the store deletes the one-time prekey it returns.
-      const otk = await store.prekeys.takeOneTimePrekey(device);
-      bundles.push({
-        device,
-        identityKey: d.identityKey,
-        signedPrekey: { id: spk.keyId, publicKey: spk.publicKey, signature: spk.signature },
-        ...(otk === undefined
-          ? {}
-          : { oneTimePrekey: { id: otk.keyId, publicKey: otk.publicKey } }),
-      });
+    const { address, remote } = this.#addressIn(body, 'address');
+    if (remote !== undefined) {
+      return { bundles: bundlesBody(await remote.bundles(address, this.#address as string)) };
     }
-    return { bundles };
+    if (await this.#deniedBy(address)) return { bundles: [] };
+    return { bundles: bundlesBody(await localBundles(this.server.store, address, this.device)) };
   }
 
   async #addPrekeys(body: Body): Promise<Body> {
@@ -687,10 +680,25 @@ export class DeviceSession implements RoutablePeer {
       bad('object', 'a message or key-distribution object (use PUBLISH)');
     const to = parseDeviceAddress(header.recipientDevice);
     if (to.address.domain !== this.server.domain) {
-      throw new ImppError(
-        'ERR_DOMAIN_NOT_SERVED',
-        `recipient domain is not served here (${this.server.domain}); federation is not available`,
-      );
+      const remote = this.server.remote;
+      if (remote === undefined) {
+        throw new ImppError(
+          'ERR_DOMAIN_NOT_SERVED',
+          `recipient domain is not served here (${this.server.domain}); federation is not available`,
+        );
+      }
+      // Through the same #sendOrder turns as local sends, so this session's SENDs reach the
+      // store or the peer's outbound queue in frame order. No denial lookup here: that decision
+      // is the recipient's, at its own domain, which cannot see the sealed sender either; the
+      // recipient's client is where a denied sender is dropped (Server-to-server §5.1).
+      const fromDevice = this.device as string;
+      const routed = this.#sendOrder.then(() => ({
+        outcome: remote.route({ object, header, fromDevice }),
+      }));
+      this.#sendOrder = routed.catch(() => undefined);
+      // Durable in the peer's outbound queue before the sender hears "ok" (§5.5).
+      const { duplicate } = await (await routed).outcome;
+      return { duplicate };
     }
     const recipient = `${formatAddress(to.address)}/${to.deviceId}`;
     // The denial lookup comes before the enqueue, so SENDs of this session take turns through
@@ -744,11 +752,16 @@ export class DeviceSession implements RoutablePeer {
       after,
       limit: PROTOCOL_LIMITS.deliverBatch,
     });
-    return { objects: pending.map((p) => ({ seq: p.seq, object: p.bytes })) };
+    return { objects: pending.map(deliverItem) };
   }
 
+  /**
+   * SUBSCRIBE / UNSUBSCRIBE. For a presentity of another domain the local copy of the record
+   * takes the same transition, then the presentity's home domain (the authority) is told,
+   * durably and in order (§5.5); its decisions come back through the federation.
+   */
   async #subscription(body: Body, action: SubscriptionAction): Promise<Body> {
-    const presentity = this.#localAddress(body, 'presentity');
+    const { address: presentity, remote } = this.#addressIn(body, 'presentity');
     const watcher = this.#address as string;
     const record = await this.server.store.subscriptions.transition({
       presentity,
@@ -758,8 +771,20 @@ export class DeviceSession implements RoutablePeer {
       at: this.server.now(),
     });
     const state = record?.state ?? 'none';
-    for (const s of this.server.onlineOf(presentity))
-      s.pushSubscription(presentity, watcher, state);
+    if (remote !== undefined) {
+      // A failure here (that domain is not federated with, its queue is full) leaves the local
+      // copy changed and answers the error: the watcher sees its request as pending, which is
+      // what an undecided request looks like anyway, and may cancel it (a cancel of a record
+      // the other domain never saw is no error there).
+      await remote.subscription({
+        presentity,
+        watcher,
+        action: action === 'cancel' ? 'cancel' : 'request',
+      });
+    } else {
+      for (const s of this.server.onlineOf(presentity))
+        s.pushSubscription(presentity, watcher, state);
+    }
     return { state: this.#asWatcherSees(state, action) };
   }
 
@@ -772,8 +797,12 @@ export class DeviceSession implements RoutablePeer {
     return action === 'cancel' ? 'none' : 'pending';
   }
 
+  /**
+   * DECIDE. About a watcher of another domain: the same transition here (this domain is the
+   * authority), then the watcher's domain is told, with the latest presence on approval.
+   */
   async #decide(body: Body): Promise<Body> {
-    const watcher = this.#localAddress(body, 'watcher');
+    const { address: watcher, remote } = this.#addressIn(body, 'watcher');
     const action = text(body, 'action', 10);
     if (action !== 'approve' && action !== 'deny' && action !== 'revoke') {
       bad('action', '"approve", "deny" or "revoke"');
@@ -789,6 +818,16 @@ export class DeviceSession implements RoutablePeer {
     const state = record?.state ?? 'none';
     const latest =
       state === 'approved' ? await this.server.store.presence.latest(presentity) : undefined;
+    if (remote !== undefined) {
+      // The watcher's domain applies the T13 rule for its own user (a denial looks pending).
+      await remote.decision({
+        presentity,
+        watcher,
+        action,
+        ...(action === 'approve' && latest !== undefined ? { presence: latest.bytes } : {}),
+      });
+      return { state };
+    }
     // A denied watcher hears nothing (T13): its request looks undecided, as to a missing user.
     const tell = this.#asWatcherSees(state) === state;
     for (const s of this.server.onlineOf(watcher)) {
@@ -831,12 +870,39 @@ export class DeviceSession implements RoutablePeer {
     // Checked at each publish: a watcher revoked a moment ago gets nothing from here on.
     const watchers = await this.#fanOutSet(me);
     let delivered = 0;
+    /** Approved watchers of other domains, by domain: the object crosses once per domain. */
+    const remoteWatchers = new Map<string, string[]>();
     for (const w of [...watchers, me]) {
+      const domain = parseAddress(w).domain;
+      if (domain !== this.server.domain) {
+        const list = remoteWatchers.get(domain);
+        if (list === undefined) remoteWatchers.set(domain, [w]);
+        else list.push(w);
+        continue;
+      }
       for (const s of this.server.onlineOf(w)) {
         if (s === this) continue;
         s.pushPresence(object);
         delivered++;
       }
+    }
+    const remote = this.server.remote;
+    if (remote !== undefined && remoteWatchers.size > 0) {
+      await Promise.all(
+        [...remoteWatchers].map(([domain, list]) =>
+          remote.presence({ object, presentity: me, watchers: list }).catch((e: unknown) => {
+            // The update is stored and reached the local watchers; failing the PUBLISH now
+            // would only make the client re-send it, which the store takes as a duplicate (no
+            // second fan-out), so one unreachable or unfederated domain would cost every other
+            // watcher nothing and gain its own nothing. Presence is latest-wins: that domain's
+            // watchers get the next update. Logged for operators (a code, no content).
+            this.server.log?.warn(
+              { domain, code: isImppError(e) ? e.code : 'ERR_STORAGE' },
+              'presence.remote.failed',
+            );
+          }),
+        ),
+      );
     }
     return { delivered, duplicate: false };
   }
@@ -915,4 +981,17 @@ function readPrekeys(body: Body): OneTimePrekey[] {
     const m = asBody(v);
     return { keyId: uint(m, 'id', 2 ** 32 - 1), publicKey: bytes(m, 'publicKey', 32, 32) };
   });
+}
+
+/**
+ * A DELIVER / FETCH item (client protocol §6.2, §6.4): a sealed object with `from`, the domain it
+ * arrived from when that is not this one (the client checks the sealed sender against it, T45),
+ * or a delivery-failure notice as `notice` with the `id` to acknowledge it by (a notice has no
+ * envelope to read an id from).
+ */
+function deliverItem(p: PendingObject): Body {
+  if (p.kind === 'notice') return { seq: p.seq, id: p.id, notice: p.bytes };
+  return p.arrivedFrom === null
+    ? { seq: p.seq, object: p.bytes }
+    : { seq: p.seq, object: p.bytes, from: p.arrivedFrom };
 }

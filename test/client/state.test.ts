@@ -64,6 +64,14 @@ const stateArb: fc.Arbitrary<PersistedState> = fc.record({
       },
     )
     .map((entries) => new Map(entries)),
+  denials: fc.uniqueArray(
+    fc.record({
+      user: fc.stringMatching(/^[a-z]{1,8}@[a-z]{1,8}\.example$/),
+      denied: fc.boolean(),
+      stamp: fc.nat(),
+    }),
+    { selector: (d) => d.user, maxLength: 4 },
+  ),
 });
 
 describe('client state', () => {
@@ -77,7 +85,7 @@ describe('client state', () => {
   });
 
   it('refuses an unknown version and garbage', () => {
-    expect(() => decodeState(new TextEncoder().encode('{"v":3}'))).toThrow(
+    expect(() => decodeState(new TextEncoder().encode('{"v":4}'))).toThrow(
       expect.objectContaining({ code: 'ERR_STORAGE' }),
     );
     expect(() => decodeState(Uint8Array.from([0xff, 0xfe]))).toThrow(
@@ -85,7 +93,7 @@ describe('client state', () => {
     );
   });
 
-  it('reads a version 1 file (no lists or watches yet), but a version 2 file must have them', () => {
+  it('reads version 1 and 2 files (no lists, watches or denials yet); later ones must have them', () => {
     const v2 = JSON.parse(
       new TextDecoder().decode(
         encodeState({
@@ -102,6 +110,7 @@ describe('client state', () => {
           presenceKeys: [],
           lists: new Map([['bob@example.org', Uint8Array.from([1, 2])]]),
           watches: new Map(),
+          denials: [{ user: 'eve@other.example', denied: true, stamp: 1 }],
         }),
       ),
     ) as Record<string, unknown>;
@@ -111,6 +120,22 @@ describe('client state', () => {
     const v1 = decodeState(new TextEncoder().encode(JSON.stringify({ ...rest, v: 1 })));
     expect(v1.lists.size).toBe(0);
     expect(v1.watches.size).toBe(0);
+    expect(v1.denials).toEqual([]);
+    const withoutDenials = Object.fromEntries(Object.entries(v2).filter(([k]) => k !== 'denials'));
+    expect(
+      decodeState(new TextEncoder().encode(JSON.stringify({ ...withoutDenials, v: 2 }))).denials,
+    ).toEqual([]);
+    // Dropping the denials from a version 3 file would let denied senders through.
+    expect(() => decodeState(new TextEncoder().encode(JSON.stringify(withoutDenials)))).toThrow(
+      expect.objectContaining({ code: 'ERR_STORAGE' }),
+    );
+    expect(() =>
+      decodeState(
+        new TextEncoder().encode(
+          JSON.stringify({ ...v2, denials: [{ user: 'eve@other.example', denied: 'yes' }] }),
+        ),
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_STORAGE' }));
     // Dropping the lists from a version 2 file would silently drop rollback protection.
     expect(() =>
       decodeState(new TextEncoder().encode(JSON.stringify({ ...rest, watches: {} }))),

@@ -164,7 +164,7 @@ describe('presence shared by the devices of one user', () => {
     expectCode(() => openPresenceKey(laptop, obj.bytes), 'ERR_SEAL_OPEN_FAILED');
     const future = encodeCbor(
       new Map<number, CborValue>([
-        [0, 1],
+        [0, 2],
         [1, 'alice@example.org'],
         [2, 1],
         [3, new Uint8Array(32)],
@@ -270,5 +270,62 @@ describe('presence shared by the devices of one user', () => {
     const ghost = new PresencePublisher(device('alice@example.org/ghost', 1));
     expect(onLaptop.observe(ghost.publish(PIDF, 9e15), siblings)).toBe(false);
     expect(onLaptop.version).toBe(1_700_000_000_002);
+  });
+
+  it('format 1 carries denial records; format 0 still opens (no records); bad records refuse', () => {
+    const { phone, laptop } = world();
+    const denials = [
+      { user: 'bob@example.org', denied: true, stamp: 1_700_000_000_000 },
+      { user: 'carol@other.example', denied: false, stamp: 5 },
+    ];
+    const onPhone = new PresencePublisher(phone);
+    const r = openKeyDistribution(
+      laptop,
+      onPhone.shareWith({ to: laptop.device, bundle: laptop.bundle() }, denials).bytes,
+    );
+    expect(r.type === 'sync' && r.denials).toEqual(denials);
+    const state = (format: number, extra: [number, CborValue][]): Uint8Array =>
+      encodeCbor(
+        new Map<number, CborValue>([
+          [0, format],
+          [1, 'alice@example.org'],
+          [2, 1],
+          [3, new Uint8Array(32)],
+          [4, 1],
+          [5, []],
+          ...extra,
+        ]),
+      );
+    const open = (payload: Uint8Array): ReturnType<typeof openKeyDistribution> =>
+      openKeyDistribution(
+        laptop,
+        sealSessionObject(
+          phone,
+          SealKind.keyDistribution,
+          { to: laptop.device, bundle: laptop.bundle() },
+          CONTENT_TYPE_PRESENCE_SYNC,
+          payload,
+        ).bytes,
+      );
+    const old = open(state(0, []));
+    expect(old.type === 'sync' && old.denials).toEqual([]);
+    for (const bad of [
+      state(0, [[6, []]]), // format 0 has no key 6
+      state(1, []), // format 1 must have it
+      state(1, [[6, [['Bob@Example.org', 1, 1]]]]), // not canonical
+      state(1, [[6, [['bob@example.org', 1, 2]]]]), // flag neither 0 nor 1
+      state(1, [
+        [
+          6,
+          [
+            ['bob@example.org', 1, 1],
+            ['bob@example.org', 2, 0],
+          ],
+        ],
+      ]), // twice
+      state(1, [[6, [['bob@example.org', 1]]]]),
+    ]) {
+      expectCode(() => open(bad), 'ERR_SEAL_OPEN_FAILED');
+    }
   });
 });

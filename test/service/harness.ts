@@ -23,6 +23,7 @@ import { SecretBytes, generateSigningKeyPair, randomBytes } from '../../src/cryp
 import type { ServerDefences } from '../../src/service/defences.js';
 import { WEAKEN_SERVER } from '../../src/service/defences.js';
 import type { ServiceLog } from '../../src/service/logging.js';
+import type { RemoteRouter } from '../../src/service/remote.js';
 import { createPrivateFile } from '../../src/service/config/data-dir.js';
 import { ImppServer } from '../../src/service/server.js';
 import {
@@ -38,6 +39,8 @@ export const DOMAIN = 'example.org';
 export const PASSWORD = 'correct horse battery staple';
 
 export interface Env {
+  /** The domain served ({@link DOMAIN} unless {@link EnvOptions.domain}). */
+  readonly domain: string;
   readonly server: ImppServer;
   readonly store: SqliteServiceStore;
   readonly port: number;
@@ -51,7 +54,7 @@ export interface Env {
   readonly domainKey: Uint8Array;
   /** The authentication audit events of this server. */
   readonly audit: MemoryAuditSink;
-  /** A client for `user@example.org` on `deviceId`, its state in the temp folder. */
+  /** A client for `user@<domain>` on `deviceId`, its state in the temp folder. */
   client(
     user: string,
     deviceId: string,
@@ -84,14 +87,19 @@ export interface EnvOptions {
   readonly maxPipelinedRequests?: number;
   /** The store's group commit (a window makes requests overlap for certain); default on. */
   readonly batch?: BatchOptions;
+  /** The domain served; default {@link DOMAIN}. */
+  readonly domain?: string;
+  /** The federation seam (`ImppServerOptions.remote`); default none. */
+  readonly remote?: RemoteRouter;
 }
 
 /** Starts a server with accounts alice, bob, carol and dave. */
 export async function startEnv(options: EnvOptions = {}): Promise<Env> {
   const dir = mkdtempSync(join(tmpdir(), 'impp-service-'));
+  const domain = options.domain ?? DOMAIN;
   const pki = await createLoopbackPki();
   const registry = new AuthRegistry({
-    domain: DOMAIN,
+    domain,
     serverSecret: new SecretBytes(randomBytes(32)),
   });
   registry.registerMechanism(scramServer({ plus: true }));
@@ -101,11 +109,11 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
   createPrivateFile(accountsFile);
   const repository = new SqliteLocalAccountRepository(accountsFile);
   await registry.registerProvider(localProvider({ repository, iterations: 4096 }));
-  const accounts = new LocalAccounts(repository, DOMAIN, 4096);
+  const accounts = new LocalAccounts(repository, domain, 4096);
   const password = options.password ?? PASSWORD;
   for (const u of ['alice', 'bob', 'carol', 'dave']) accounts.create(u, password);
   const policy = makeAuthPolicy(
-    DOMAIN,
+    domain,
     [
       { mechanism: 'SCRAM-SHA-256-PLUS', provider: 'local' },
       { mechanism: 'SCRAM-SHA-256', provider: 'local' },
@@ -122,7 +130,7 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
   });
   const domainKey = generateSigningKeyPair();
   const server = new ImppServer({
-    domain: DOMAIN,
+    domain,
     tls: { key: pki.server.keyPem, cert: pki.server.certPem },
     store,
     authenticator,
@@ -137,10 +145,12 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
       ? {}
       : { maxPipelinedRequests: options.maxPipelinedRequests }),
     ...(options.defences === undefined ? {} : { [WEAKEN_SERVER]: options.defences }),
+    ...(options.remote === undefined ? {} : { remote: options.remote }),
   });
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const clients: ImppClient[] = [];
   return {
+    domain,
     server,
     store,
     port,
@@ -157,7 +167,7 @@ export async function startEnv(options: EnvOptions = {}): Promise<Env> {
         port,
         ca: pki.ca.certPem,
         servername: 'localhost',
-        address: `${user}@${DOMAIN}`,
+        address: `${user}@${domain}`,
         password,
         deviceId,
         state: new FileStateStore(join(dir, `${user}-${deviceId}.state`)),

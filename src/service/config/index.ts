@@ -29,6 +29,9 @@ export {
 } from './local-ca.js';
 export {
   DEFAULT_DOMAIN,
+  DEFAULT_FEDERATION_EXPIRE_MS,
+  DEFAULT_FEDERATION_LISTEN_PORT,
+  DEFAULT_FEDERATION_RETRY,
   DEFAULT_LISTEN_HOST,
   DEFAULT_TRUST_SECTION,
   LOG_LEVELS,
@@ -37,6 +40,8 @@ export {
   localAccountsPath,
   parseServerConfig,
   parseServerConfigYaml,
+  type FederationRoute,
+  type FederationServeConfig,
   type ListenConfig,
   type LogLevel,
   type ParseServerConfigOptions,

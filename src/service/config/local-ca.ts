@@ -82,7 +82,17 @@ export interface LocalTls {
 
 /** Why a server certificate is issued. */
 export type ServerIssueReason =
-  'missing' | 'new-ca' | 'expired' | 'expiring' | 'names-changed' | 'not-from-ca' | 'key-mismatch';
+  | 'missing'
+  | 'new-ca'
+  | 'expired'
+  | 'expiring'
+  | 'names-changed'
+  | 'usage-changed'
+  | 'not-from-ca'
+  | 'key-mismatch';
+
+/** ExtendedKeyUsage id-kp-clientAuth (RFC 5280 §4.2.1.12). */
+const CLIENT_AUTH_OID = '1.3.6.1.5.5.7.3.2';
 
 /** Canonical spelling of a name for comparison: lower-case DNS, compressed IPv6. */
 function canonicalName(name: string): string {
@@ -212,6 +222,11 @@ function reasonToReissue(
   const notBefore = new Date(cert.validFrom).getTime();
   if (notAfter <= now.getTime() || notBefore > now.getTime()) return 'expired';
   if (notAfter - now.getTime() < SERVER_CERT_RENEW_BEFORE_DAYS * DAY_MS) return 'expiring';
+  // Certificates from before federation were serverAuth only; a link needs clientAuth too.
+  // `keyUsage` (the extendedKeyUsage ids) is typed as always present but is undefined at run
+  // time without the extension, which our certificates always carry.
+  const usages = cert.keyUsage as readonly string[] | undefined;
+  if (usages !== undefined && !usages.includes(CLIENT_AUTH_OID)) return 'usage-changed';
   const have = sanOf(new x509.X509Certificate(certPem)).join(',');
   const want = names.map(canonicalName).sort().join(',');
   return have === want ? undefined : 'names-changed';
@@ -238,7 +253,14 @@ async function issueServerCert(
     publicKey: keys.publicKey,
     signingKey: ca.key,
     signingAlgorithm: EC_SIGN,
-    extensions: await endEntityExtensions({ names, publicKey: keys.publicKey, issuer: caCert }),
+    // Both usages: the same certificate serves clients and, as the domain's link certificate,
+    // both ends of a federation link (docs/protocol.md, Server-to-server §2).
+    extensions: await endEntityExtensions({
+      names,
+      publicKey: keys.publicKey,
+      issuer: caCert,
+      usage: 'both',
+    }),
   });
   return { certPem: cert.toString('pem') + '\n', keyPem: await exportKeyPem(keys.privateKey) };
 }

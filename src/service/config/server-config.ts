@@ -77,6 +77,42 @@ export type TlsConfig =
       readonly keyPath: string;
     };
 
+/**
+ * The port of the server-to-server protocol (docs/protocol.md, "Ports"); the same number as
+ * `DEFAULT_FEDERATION_PORT` of src/federation, which this module may not import.
+ */
+export const DEFAULT_FEDERATION_LISTEN_PORT = 5332;
+/** Default back-off of a peer's queue: first retry within a second, doubling up to 5 minutes. */
+export const DEFAULT_FEDERATION_RETRY = Object.freeze({ baseMs: 1000, maxMs: 300_000 });
+/** Default time after which an object queued for an unreachable peer is bounced: two days. */
+export const DEFAULT_FEDERATION_EXPIRE_MS = 2 * 24 * 3600_000;
+
+/** One place a peer domain is reached at (a static route, instead of SRV records). */
+export interface FederationRoute {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * How this server takes part in federation. Who it federates with, and how each peer proves
+ * itself, is the trust section's `federation` (src/trust/config.ts); this is the rest.
+ */
+export interface FederationServeConfig {
+  /** Off unless set, or unless the trust section allows a peer (or unlisted `webpki`). */
+  readonly enabled: boolean;
+  readonly listen: { readonly host: string; readonly port: number };
+  /**
+   * The certificate and key presented on links (absolute paths); `undefined`: the server's
+   * TLS certificate. Either must name the domain (dNSName) with serverAuth and clientAuth.
+   */
+  readonly tls: { readonly certPath: string; readonly keyPath: string } | undefined;
+  /** Static routes per peer domain, tried in order, before DNS (RFC 3861 SRV). */
+  readonly routes: ReadonlyMap<string, readonly FederationRoute[]>;
+  readonly retry: { readonly baseMs: number; readonly maxMs: number };
+  /** Objects queued longer than this for an unreachable peer are bounced to their senders. */
+  readonly expireAfterMs: number;
+}
+
 /** The validated, fully defaulted server configuration. */
 export interface ServerConfig {
   readonly domain: string;
@@ -89,6 +125,8 @@ export interface ServerConfig {
   readonly log: { readonly level: LogLevel };
   /** The domain trust configuration (its `domain` is {@link ServerConfig.domain}). */
   readonly trust: DomainTrustConfig;
+  /** Federation with other domains (listener, link certificate, routes, retry). */
+  readonly federation: FederationServeConfig;
   /** Absolute path of the file this was read from, or `undefined` for the defaults. */
   readonly source: string | undefined;
 }
@@ -152,6 +190,86 @@ const tlsShape = z
     }
   });
 
+/** `host:port` or `[v6]:port`. */
+const routeTarget = z.string().transform((value, ctx) => {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || port < 1 || port > 65_535) {
+    ctx.issues.push({
+      code: 'custom',
+      input: value,
+      message: 'must be HOST:PORT (e.g. 127.0.0.1:5332 or [::1]:5332)',
+    });
+    return z.NEVER;
+  }
+  return { host: m[1] ?? m[2] ?? '', port };
+});
+
+const federationShape = z
+  .strictObject({
+    enabled: z.boolean({ error: expecting('must be true or false') }).optional(),
+    listen: z
+      .strictObject({
+        host: host.default(DEFAULT_LISTEN_HOST),
+        port: z
+          .int({ error: expecting('must be an integer port number') })
+          .min(0, { error: 'must be 0..65535' })
+          .max(65_535, { error: 'must be 0..65535' })
+          .default(DEFAULT_FEDERATION_LISTEN_PORT),
+      })
+      .prefault({}),
+    cert: filePathSchema.optional(),
+    key: filePathSchema.optional(),
+    routes: z
+      .record(z.string(), z.unknown(), {
+        error: 'must map each peer domain to HOST:PORT (or a list of them)',
+      })
+      .default({})
+      .transform((record, ctx) => {
+        // One target or a list, with the problem reported at the domain's own path.
+        const out: Record<string, { host: string; port: number }[]> = {};
+        for (const [name, value] of Object.entries(record)) {
+          const list = typeof value === 'string' ? [value] : value;
+          const parsed = z.array(routeTarget).min(1).max(16).safeParse(list);
+          if (!parsed.success) {
+            ctx.issues.push({
+              code: 'custom',
+              input: value,
+              path: [name],
+              message: 'must be HOST:PORT (e.g. 127.0.0.1:5332 or [::1]:5332), or 1..16 of them',
+            });
+            continue;
+          }
+          out[name] = parsed.data;
+        }
+        return out;
+      }),
+    retry: z
+      .strictObject({
+        baseMs: positiveInt.default(DEFAULT_FEDERATION_RETRY.baseMs),
+        maxMs: positiveInt.default(DEFAULT_FEDERATION_RETRY.maxMs),
+      })
+      .prefault({}),
+    expireAfterMs: positiveInt.default(DEFAULT_FEDERATION_EXPIRE_MS),
+  })
+  .superRefine((v, ctx) => {
+    if ((v.cert === undefined) !== (v.key === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'must have both "cert" and "key" (a link certificate of its own) or neither (the ' +
+          "server's TLS certificate is used)",
+      });
+    }
+    if (v.retry.baseMs > v.retry.maxMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retry', 'baseMs'],
+        message: 'must not be larger than retry.maxMs',
+      });
+    }
+  });
+
 /** The schema of the file (paths still as written). */
 const fileSchema = z.strictObject({
   /** Format version; only 1 exists. Unknown versions are refused, never guessed at. */
@@ -174,6 +292,7 @@ const fileSchema = z.strictObject({
         .default('info'),
     })
     .prefault({}),
+  federation: federationShape.prefault({}),
   /** The domain trust section without `version` and `domain` (they are the file's own). */
   trust: z.record(z.string(), z.unknown(), { error: 'must be a mapping' }).optional(),
 });
@@ -266,7 +385,56 @@ export function parseServerConfig(
     problems.push({ path: ['listen'], message: 'must leave at least one listener enabled' });
   }
 
-  if (problems.length > 0 || !trust.success || limits === undefined) {
+  // Federation is on where the trust section names someone to federate with, unless told.
+  let routes: Map<string, FederationRoute[]> | undefined;
+  let federationEnabled = false;
+  if (trust.success) {
+    const fed = trust.data.federation;
+    const someone = fed.unlisted === 'webpki' || fed.peers.some((p) => p.mode === 'allow');
+    federationEnabled = file.federation.enabled ?? someone;
+    if (federationEnabled && !someone) {
+      problems.push({
+        path: ['federation', 'enabled'],
+        message:
+          'is true, but trust.federation allows no peer: add trust.federation.peers ' +
+          '(mode: allow) or set trust.federation.unlisted to webpki',
+      });
+    }
+    if (federationEnabled) {
+      if (file.domain === DEFAULT_DOMAIN) {
+        problems.push({
+          path: ['domain'],
+          message: `must be a real domain name to federate (not ${DEFAULT_DOMAIN})`,
+        });
+      }
+      const mine = [tlsListen, websocket].filter((l) => l.enabled);
+      const fl = file.federation.listen;
+      if (fl.port !== 0 && mine.some((l) => l.port === fl.port && l.host === fl.host)) {
+        problems.push({
+          path: ['federation', 'listen', 'port'],
+          message: 'is the same as a client listener on the same host',
+        });
+      }
+    }
+    routes = new Map();
+    for (const [name, target] of Object.entries(file.federation.routes)) {
+      const domain = domainNameSchema.safeParse(name);
+      if (!domain.success) {
+        problems.push({ path: ['federation', 'routes', name], message: 'is not a domain name' });
+        continue;
+      }
+      if (domain.data === file.domain) {
+        problems.push({
+          path: ['federation', 'routes', name],
+          message: 'is this server’s own domain; routes are for peer domains',
+        });
+        continue;
+      }
+      routes.set(domain.data, target);
+    }
+  }
+
+  if (problems.length > 0 || !trust.success || limits === undefined || routes === undefined) {
     throw configError(where, problems);
   }
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
@@ -290,6 +458,17 @@ export function parseServerConfig(
     quotas: Object.freeze(quotas),
     log: file.log,
     trust: trust.data,
+    federation: {
+      enabled: federationEnabled,
+      listen: file.federation.listen,
+      tls:
+        file.federation.cert !== undefined && file.federation.key !== undefined
+          ? { certPath: abs(file.federation.cert), keyPath: abs(file.federation.key) }
+          : undefined,
+      routes,
+      retry: file.federation.retry,
+      expireAfterMs: file.federation.expireAfterMs,
+    },
     source: options.source,
   };
 }

@@ -142,10 +142,14 @@ export interface PrekeyRepository {
 // Message queue
 // ────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Kinds of sealed objects a device queue holds (names as in `EnvelopeHeader.kind`). */
-export type QueuedKind = 'message' | 'keyDistribution' | 'presence';
+/**
+ * Kinds of objects a device queue holds: sealed objects (names as in `EnvelopeHeader.kind`), and
+ * `notice`, a delivery-failure notice from this server (src/protocol/notice.ts): not an envelope,
+ * at most `MAX_NOTICE_BYTES`, and it must decode as a notice.
+ */
+export type QueuedKind = 'message' | 'keyDistribution' | 'presence' | 'notice';
 
-/** A sealed object waiting for one recipient device. */
+/** A sealed object (or a notice) waiting for one recipient device. */
 export interface QueuedObject {
   /** Sender-chosen id (the envelope's message id), 1..64 bytes; unique per recipient device. */
   readonly id: Uint8Array;
@@ -155,11 +159,18 @@ export interface QueuedObject {
   /** The sealed object exactly as received. */
   readonly bytes: Uint8Array;
   readonly receivedAt: number;
+  /**
+   * The authenticated peer domain a sealed object arrived from (federation); `null` or absent
+   * for one sent in this domain, and always for a notice. The recipient's client refuses a sealed
+   * sender of another domain than this stamp (T45).
+   */
+  readonly arrivedFrom?: string | null;
 }
 
 /** A queued object with its position: `seq` grows with every enqueue and is never reused. */
 export interface PendingObject extends QueuedObject {
   readonly seq: number;
+  readonly arrivedFrom: string | null;
 }
 
 /** What an enqueue did. */
@@ -188,7 +199,9 @@ export interface MessageQueueRepository {
    * @throws `ERR_NOT_FOUND` (unknown or revoked device), `ERR_QUOTA_EXCEEDED` (count or bytes),
    *   `ERR_INVALID_ARGUMENT`; when envelopes are verified (the SQLite default), `ERR_SEAL_*` for
    *   bytes that are not a sealed object and `ERR_INVALID_ARGUMENT` when the envelope's
-   *   recipient, id or kind differ from the fields given.
+   *   recipient, id or kind differ from the fields given. A `notice` is not an envelope: it must
+   *   decode as a delivery-failure notice of at most `MAX_NOTICE_BYTES`, without `arrivedFrom`
+   *   (`ERR_INVALID_ARGUMENT` otherwise).
    */
   enqueue(object: QueuedObject): Promise<EnqueueOutcome>;
   /** Pending objects of `device` in enqueue order, those with `seq > after` (default 0). */

@@ -5,10 +5,12 @@
 import { ImppError } from '../../errors.js';
 import { MAX_SEALED_BYTES } from '../../seal/constants.js';
 import { readEnvelopeHeader, type EnvelopeHeader } from '../../seal/header.js';
+import { MAX_NOTICE_BYTES, decodeDeliveryNotice } from '../../protocol/notice.js';
 import {
   formatAddress,
   formatDeviceAddress,
   isValidDeviceId,
+  normalizeDomain,
   parseAddress,
   parseDeviceAddress,
 } from '../../trust/address.js';
@@ -81,12 +83,39 @@ export function assertTime(field: string, value: unknown): number {
 /** Largest message id the queue accepts (envelopes use 16 bytes). */
 export const MAX_QUEUE_ID_BYTES = 64;
 
-const KINDS: readonly QueuedKind[] = ['message', 'keyDistribution', 'presence'];
+const KINDS: readonly QueuedKind[] = ['message', 'keyDistribution', 'presence', 'notice'];
 
 /** A queue kind. */
 export function assertQueuedKind(value: unknown): QueuedKind {
   if (!KINDS.includes(value as QueuedKind)) throw invalid('kind', 'unknown kind');
   return value as QueuedKind;
+}
+
+/** An `arrivedFrom` stamp: `null`, or a domain in canonical form. */
+export function assertArrivedFrom(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  let canonical: string;
+  try {
+    canonical = normalizeDomain(value as string);
+  } catch {
+    throw invalid('arrivedFrom', 'expected a domain');
+  }
+  if (canonical !== value) throw invalid('arrivedFrom', 'domain is not canonical');
+  return canonical;
+}
+
+/**
+ * A delivery-failure notice for a queue: bounded, and it must decode as a notice of a version
+ * this code reads (src/protocol/notice.ts), so the queue cannot be used to carry anything else.
+ */
+export function assertNotice(value: unknown): Uint8Array {
+  const bytes = assertBytes('bytes', value, 1, MAX_NOTICE_BYTES);
+  try {
+    decodeDeliveryNotice(bytes);
+  } catch {
+    throw invalid('bytes', 'expected a delivery-failure notice');
+  }
+  return bytes;
 }
 
 /** Detail keys that could only name secrets: refused so a careless caller cannot log one. */

@@ -182,6 +182,46 @@ CREATE TABLE fed_inbound_seen (
 CREATE INDEX fed_inbound_seen_by_age ON fed_inbound_seen (seen_at);
 `;
 
+// Federation wiring (issue 7, docs/protocol.md Server-to-server §5.5): each queued object records
+// the peer domain it arrived from (the stamp a recipient's client checks its sealed sender
+// against, T45; NULL for an object of this domain), and the queue holds a fourth kind, 4, the
+// delivery-failure notice (not an envelope). SQLite cannot alter a CHECK constraint, so the table
+// is rebuilt: rows are copied with their seq, and the AUTOINCREMENT counter is carried over so a
+// seq handed out before (and since acknowledged) is never handed out again. DROP TABLE removes the
+// old table's triggers before its implicit delete, so queue_usage is left as it was: it counts
+// the same rows, now in the new table. Nothing references the queue, so no foreign key breaks.
+const V3 = `
+CREATE TABLE queue_v3 (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  device       TEXT NOT NULL REFERENCES devices (device) ON DELETE CASCADE,
+  id           BLOB NOT NULL CHECK (length(id) BETWEEN 1 AND 64),
+  kind         INTEGER NOT NULL CHECK (kind IN (1, 2, 3, 4)),
+  received_at  INTEGER NOT NULL,
+  size         INTEGER NOT NULL,
+  bytes        BLOB NOT NULL CHECK (length(bytes) = size),
+  arrived_from TEXT CHECK (arrived_from IS NULL OR length(arrived_from) BETWEEN 1 AND 253),
+  UNIQUE (device, id)
+) STRICT;
+INSERT INTO queue_v3 (seq, device, id, kind, received_at, size, bytes, arrived_from)
+  SELECT seq, device, id, kind, received_at, size, bytes, NULL FROM queue ORDER BY seq;
+CREATE TEMP TABLE queue_v3_counter AS
+  SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'queue'), 0) AS seq;
+DROP TABLE queue;
+ALTER TABLE queue_v3 RENAME TO queue;
+DELETE FROM sqlite_sequence WHERE name = 'queue';
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'queue', max((SELECT seq FROM queue_v3_counter), coalesce((SELECT max(seq) FROM queue), 0));
+DROP TABLE temp.queue_v3_counter;
+CREATE INDEX queue_by_device ON queue (device, seq);
+CREATE TRIGGER queue_usage_insert AFTER INSERT ON queue BEGIN
+  INSERT INTO queue_usage (device, count, bytes) VALUES (NEW.device, 1, NEW.size)
+    ON CONFLICT (device) DO UPDATE SET count = count + 1, bytes = bytes + NEW.size;
+END;
+CREATE TRIGGER queue_usage_delete AFTER DELETE ON queue BEGIN
+  UPDATE queue_usage SET count = count - 1, bytes = bytes - OLD.size WHERE device = OLD.device;
+END;
+`;
+
 /** The migrations this code knows, oldest first. */
 export const SERVICE_MIGRATIONS: readonly Migration[] = [
   {
@@ -196,6 +236,13 @@ export const SERVICE_MIGRATIONS: readonly Migration[] = [
     name: 'federation outbound queues, peer retry state, inbound ids seen',
     up(db) {
       db.exec(V2);
+    },
+  },
+  {
+    version: 3,
+    name: 'queue: arrived_from stamp, delivery-failure notice kind',
+    up(db) {
+      db.exec(V3);
     },
   },
 ];

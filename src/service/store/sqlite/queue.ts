@@ -14,9 +14,11 @@ import type {
 } from '../types.js';
 import {
   MAX_QUEUE_ID_BYTES,
+  assertArrivedFrom,
   assertBytes,
   assertDeviceAddress,
   assertEnvelope,
+  assertNotice,
   assertQueuedKind,
   assertSealed,
   assertTime,
@@ -29,11 +31,14 @@ const KIND_CODE: Readonly<Record<QueuedKind, number>> = {
   message: 1,
   presence: 2,
   keyDistribution: 3,
+  // Not an envelope kind: a delivery-failure notice from this server (migration 3).
+  notice: 4,
 };
 const KIND_NAME: ReadonlyMap<number, QueuedKind> = new Map([
   [1, 'message'],
   [2, 'presence'],
   [3, 'keyDistribution'],
+  [4, 'notice'],
 ]);
 
 function kindName(code: number): QueuedKind {
@@ -49,6 +54,7 @@ interface QueueRow {
   kind: number;
   received_at: number;
   bytes: Buffer;
+  arrived_from: string | null;
 }
 
 /** Largest page of `pending`. */
@@ -89,12 +95,13 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
     this.#usage = db.prepare<[string], { count: number; bytes: number }>(
       'SELECT count, bytes FROM queue_usage WHERE device = ?',
     );
-    this.#insert = db.prepare<[string, Buffer, number, number, number, Buffer]>(
-      `INSERT INTO queue (device, id, kind, received_at, size, bytes) VALUES (?, ?, ?, ?, ?, ?)
+    this.#insert = db.prepare<[string, Buffer, number, number, number, Buffer, string | null]>(
+      `INSERT INTO queue (device, id, kind, received_at, size, bytes, arrived_from)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (device, id) DO NOTHING`,
     );
     this.#pending = db.prepare<[string, number, number], QueueRow>(
-      `SELECT seq, device, id, kind, received_at, bytes FROM queue
+      `SELECT seq, device, id, kind, received_at, bytes, arrived_from FROM queue
        WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?`,
     );
     this.#delete = db.prepare<[string, Buffer]>('DELETE FROM queue WHERE device = ? AND id = ?');
@@ -105,9 +112,17 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
       const device = assertDeviceAddress('recipientDevice', object.recipientDevice);
       const id = toBuffer(assertBytes('id', object.id, 1, MAX_QUEUE_ID_BYTES));
       const kind = KIND_CODE[assertQueuedKind(object.kind)];
-      const bytes = toBuffer(assertSealed('bytes', object.bytes));
+      const notice = object.kind === 'notice';
+      const bytes = toBuffer(
+        notice ? assertNotice(object.bytes) : assertSealed('bytes', object.bytes),
+      );
       const at = assertTime('receivedAt', object.receivedAt);
-      if (this.#ctx.verifyEnvelopes) {
+      const arrivedFrom = assertArrivedFrom(object.arrivedFrom);
+      // A notice is this server's own word, never something that arrived from a peer.
+      if (notice && arrivedFrom !== null) {
+        throw new ImppError('ERR_INVALID_ARGUMENT', 'arrivedFrom: a notice arrives from nowhere');
+      }
+      if (this.#ctx.verifyEnvelopes && object.kind !== 'notice') {
         assertEnvelope(
           bytes,
           object.kind === 'presence'
@@ -138,7 +153,7 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
             throw new ImppError('ERR_QUOTA_EXCEEDED', 'the recipient device queue is full');
           }
           // A duplicate id is ignored by the insert (one index probe), then looked up.
-          const r = this.#insert.run(device, id, kind, at, bytes.length, bytes);
+          const r = this.#insert.run(device, id, kind, at, bytes.length, bytes, arrivedFrom);
           if (r.changes === 0) {
             const existing = this.#existing.get(device, id);
             if (existing === undefined) throw new ImppError('ERR_STORAGE', 'queue insert ignored');
@@ -161,6 +176,7 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
               kind: object.kind,
               bytes: object.bytes,
               receivedAt: at,
+              arrivedFrom,
             });
           }
           return done;
@@ -211,6 +227,7 @@ export class SqliteMessageQueueRepository implements MessageQueueRepository {
           kind: kindName(row.kind),
           bytes: blob(row.bytes),
           receivedAt: row.received_at,
+          arrivedFrom: row.arrived_from,
         })),
       );
     });
