@@ -15,6 +15,7 @@ import type { DomainTrustConfig } from '../trust/config.js';
 import { peerTrustFor } from '../trust/config.js';
 import { Emitter } from '../transport/emitter.js';
 import { type InboundDedup, MemoryDedup } from './dedup.js';
+import { type FederationDefences, WEAKEN_FEDERATION, federationDefences } from './defences.js';
 import {
   DEFAULT_LINK_LIMITS,
   type FederationAuditEvent,
@@ -30,7 +31,7 @@ import {
   type ResolveOptions,
   resolveDomain,
 } from './resolve.js';
-import { FEDERATION_ALPN } from './wire.js';
+import { DEFAULT_VOLATILE_KINDS, FEDERATION_ALPN } from './wire.js';
 
 /** Options of {@link FederationEndpoint}. */
 export interface FederationEndpointOptions {
@@ -42,12 +43,19 @@ export interface FederationEndpointOptions {
   readonly limits?: Partial<LinkLimits>;
   /** Default: an in-memory {@link MemoryDedup} (development only: a restart forgets). */
   readonly dedup?: InboundDedup;
+  /**
+   * DATA kinds delivered without `dedup` (answered, not stored). Default
+   * {@link DEFAULT_VOLATILE_KINDS}: the router's look-ups and their answers.
+   */
+  readonly volatileKinds?: readonly number[];
   /** SRV resolver and static overrides (RFC 3861 resolution). */
   readonly resolve?: ResolveOptions;
   /** TLS handshake time-out for accepted connections. Default 10 s. */
   readonly handshakeTimeoutMs?: number;
   /** Connections not yet authenticated, at most. Default 256. */
   readonly maxPendingLinks?: number;
+  /** Test-only: defences to switch off (./defences.ts). */
+  readonly [WEAKEN_FEDERATION]?: Partial<FederationDefences>;
 }
 
 /** Events of an endpoint. */
@@ -73,6 +81,8 @@ export class FederationEndpoint extends Emitter<FederationEndpointEvents> {
   readonly #options: FederationEndpointOptions;
   readonly #limits: LinkLimits;
   readonly #dedup: InboundDedup;
+  readonly #defences: FederationDefences;
+  readonly #volatileKinds: ReadonlySet<number>;
   readonly #links = new Map<string, Link>();
   readonly #pending = new Set<Link>();
   readonly #connecting = new Map<string, Promise<Link>>();
@@ -85,6 +95,8 @@ export class FederationEndpoint extends Emitter<FederationEndpointEvents> {
     this.#options = options;
     this.#limits = Object.freeze({ ...DEFAULT_LINK_LIMITS, ...options.limits });
     this.#dedup = options.dedup ?? new MemoryDedup();
+    this.#defences = federationDefences(options[WEAKEN_FEDERATION]);
+    this.#volatileKinds = new Set(options.volatileKinds ?? DEFAULT_VOLATILE_KINDS);
     const server = createServer(
       responderTlsOptions(options.local.tls, options.trust, options.handshakeTimeoutMs ?? 10_000),
     );
@@ -173,7 +185,12 @@ export class FederationEndpoint extends Emitter<FederationEndpointEvents> {
     }
     return new Promise<Link>((resolve, reject) => {
       const socket = connect({
-        ...initiatorTlsOptions(this.#options.local.tls, domain, trust.proof),
+        ...initiatorTlsOptions(
+          this.#options.local.tls,
+          domain,
+          trust.proof,
+          this.#defences.nameCheck,
+        ),
         host: target.host,
         port: target.port,
       });
@@ -282,6 +299,8 @@ export class FederationEndpoint extends Emitter<FederationEndpointEvents> {
       trust: this.#options.trust,
       limits: this.#limits,
       dedup: this.#dedup,
+      volatileKinds: this.#volatileKinds,
+      defences: this.#defences,
       deliver: this.#options.deliver,
     });
     link.on('audit', (event) => {

@@ -3,9 +3,9 @@
  * "Server-to-server protocol"; issue 7). This first part provides the authenticated link, its
  * framing with hop-by-hop acknowledgements and duplicate suppression, RFC 3861 resolution, and
  * durability: the per-peer outbound queue driver (outbound.ts) and the store-backed duplicate
- * filter (dedup-store.ts); and routing (router.ts): sealed messages across domains, the checks
- * each side makes, and delivery-failure notices. Presence, subscriptions and look-ups over links
- * come next.
+ * filter (dedup-store.ts); and routing (router.ts): sealed messages, presence, subscriptions
+ * and look-ups across domains, the checks each side makes, per-peer rate limits, and
+ * delivery-failure notices.
  *
  * Never imports what opens sealed payloads (test/architecture.test.ts).
  *
@@ -48,22 +48,52 @@ export type {
 } from './link.js';
 export { DEFAULT_LINK_LIMITS, Link } from './link.js';
 export type {
-  DeliveryNotice,
   FederationRouterEvents,
   FederationRouterOptions,
-  LocalDelivery,
-  LocalItem,
   RouteRequest,
   RouterAuditEvent,
 } from './router.js';
 export {
-  DELIVERY_NOTICE_VERSION,
+  DEFAULT_LOOKUP_TIMEOUT_MS,
+  DEFAULT_MAX_LOOKUPS_PER_PEER,
   FederationKind,
   FederationRouter,
+  federationObjectId,
+  federationPresenceId,
+} from './router.js';
+/** The notice codec lives in src/protocol (shared with the client); re-exported here. */
+export type { DeliveryNotice } from '../protocol/notice.js';
+export {
+  DELIVERY_NOTICE_VERSION,
   decodeDeliveryNotice,
   encodeDeliveryNotice,
-  federationObjectId,
-} from './router.js';
+} from '../protocol/notice.js';
+export type {
+  LookupAnswer,
+  LookupOp,
+  LookupRequest,
+  PresenceBody,
+  SubscriptionBody,
+} from './bodies.js';
+export {
+  MAX_LOOKUP_DEVICES,
+  MAX_PRESENCE_WATCHERS,
+  decodeLookupRequest,
+  decodePresenceBody,
+  decodeSubscriptionBody,
+  encodeLookupAnswer,
+  encodeLookupRequest,
+  encodePresenceBody,
+  encodeSubscriptionBody,
+} from './bodies.js';
+export type { RateLimit, TakeResult } from './peer-limits.js';
+export {
+  DEFAULT_PEER_DATA_LIMIT,
+  DEFAULT_PEER_LOOKUP_LIMIT,
+  PeerRateLimiter,
+} from './peer-limits.js';
+export type { FederationNodeEvents, FederationNodeOptions } from './node.js';
+export { FederationNode } from './node.js';
 export type { LinkTlsCredentials } from './peer-tls.js';
 export { certificateNamesDomain } from './peer-tls.js';
 export type { ProofContext, ProofRole } from './proof.js';
@@ -75,4 +105,10 @@ export {
 } from './proof.js';
 export type { FederationService, LinkTarget, ResolveOptions, SrvResolver } from './resolve.js';
 export { DEFAULT_FEDERATION_PORT, resolveDomain } from './resolve.js';
-export { FEDERATION_ALPN, LINK_VERSIONS, LinkFrameType, OBJECT_ID_BYTES } from './wire.js';
+export {
+  DEFAULT_VOLATILE_KINDS,
+  FEDERATION_ALPN,
+  LINK_VERSIONS,
+  LinkFrameType,
+  OBJECT_ID_BYTES,
+} from './wire.js';

@@ -29,6 +29,7 @@ import type { CborValue } from '../transport/cbor-strict.js';
 import { Emitter } from '../transport/emitter.js';
 import { type Frame, encodeFrame } from '../transport/frame-codec.js';
 import type { InboundDedup } from './dedup.js';
+import { ALL_FEDERATION_DEFENCES, type FederationDefences } from './defences.js';
 import { type LinkTlsCredentials, checkPeerCertificate } from './peer-tls.js';
 import { type ProofContext, signDomainProof, verifyDomainProof } from './proof.js';
 import {
@@ -170,11 +171,24 @@ export interface LinkSetup {
   readonly limits: LinkLimits;
   readonly dedup: InboundDedup;
   /**
+   * DATA kinds delivered without the duplicate filter (neither claimed nor recorded): objects
+   * that are answered rather than stored, whose repeat is harmless. Default none.
+   */
+  readonly volatileKinds?: ReadonlySet<number>;
+  /** Test-only: defences switched off (./defences.ts); default all on. */
+  readonly defences?: FederationDefences;
+  /**
    * Receives each new object. The link answers ACK when the returned promise resolves and REJECT
    * (and forgets the id, so a retry is delivered) when it rejects.
    */
   readonly deliver: (object: InboundObject) => Promise<void> | void;
 }
+
+/** The filter of volatile kinds: every object is new, nothing is remembered. */
+const NO_FILTER: InboundDedup = {
+  claim: () => true,
+  release: () => undefined,
+};
 
 type State = 'await-open' | 'await-accept' | 'await-proof' | 'await-ready' | 'open' | 'closed';
 
@@ -226,6 +240,10 @@ export class Link extends Emitter<LinkEvents> {
   #lastHeard = Date.now();
   #lastPing = 0;
   #closeInfo: LinkCloseInfo | null = null;
+
+  get #defences(): FederationDefences {
+    return this.#setup.defences ?? ALL_FEDERATION_DEFENCES;
+  }
 
   constructor(setup: LinkSetup) {
     super();
@@ -474,7 +492,12 @@ export class Link extends Emitter<LinkEvents> {
     if (trust.proof.type !== 'pinned-key') {
       // The handshake already checked the chain against this peer's anchors; this re-checks
       // name and anchors with the same code the responder uses.
-      const verdict = checkPeerCertificate(this.#setup.socket, peer, trust.proof);
+      const verdict = checkPeerCertificate(
+        this.#setup.socket,
+        peer,
+        trust.proof,
+        this.#defences.nameCheck,
+      );
       if (!verdict.ok) {
         this.#refuse('federation.proof-failed', peer, false, verdict.reason, 'ERR_AUTH_FAILED');
         return;
@@ -500,7 +523,8 @@ export class Link extends Emitter<LinkEvents> {
     if (proof?.type === 'pinned-key') {
       if (
         accept.proof === null ||
-        !verifyDomainProof(proof.publicKey, 'responder', this.#context(), accept.proof)
+        (this.#defences.proofCheck &&
+          !verifyDomainProof(proof.publicKey, 'responder', this.#context(), accept.proof))
       ) {
         this.#refuse(
           'federation.proof-failed',
@@ -559,7 +583,12 @@ export class Link extends Emitter<LinkEvents> {
     }
     this.#peerProof = trust.proof;
     if (trust.proof.type !== 'pinned-key') {
-      const verdict = checkPeerCertificate(this.#setup.socket, open.from, trust.proof);
+      const verdict = checkPeerCertificate(
+        this.#setup.socket,
+        open.from,
+        trust.proof,
+        this.#defences.nameCheck,
+      );
       if (!verdict.ok) {
         this.#refuse('federation.proof-failed', open.from, true, verdict.reason, 'ERR_AUTH_FAILED');
         return;
@@ -590,7 +619,8 @@ export class Link extends Emitter<LinkEvents> {
     const peer = this.#peer ?? '';
     if (
       pinned?.type !== 'pinned-key' ||
-      !verifyDomainProof(pinned.publicKey, 'initiator', this.#context(), proof)
+      (this.#defences.proofCheck &&
+        !verifyDomainProof(pinned.publicKey, 'initiator', this.#context(), proof))
     ) {
       this.#refuse(
         'federation.proof-failed',
@@ -762,7 +792,7 @@ export class Link extends Emitter<LinkEvents> {
   async #handleOne(data: DataBody, started: () => void): Promise<void> {
     const peer = this.#peer ?? '';
     let answer: { type: number; body: CborValue };
-    if (data.origin !== peer) {
+    if (this.#defences.originCheck && data.origin !== peer) {
       // A server speaks only for its own domain (T45).
       this.#audit({
         type: 'federation.origin-refused',
@@ -792,7 +822,11 @@ export class Link extends Emitter<LinkEvents> {
     data: DataBody,
     started: () => void,
   ): Promise<{ type: number; body: CborValue }> {
-    const { dedup, deliver } = this.#setup;
+    const { deliver } = this.#setup;
+    const dedup =
+      this.#setup.volatileKinds?.has(data.kind) === true || !this.#defences.duplicateFilter
+        ? NO_FILTER
+        : this.#setup.dedup;
     try {
       if (!(await dedup.claim(peer, data.id))) {
         started();

@@ -277,9 +277,10 @@ export class FederationOutbound extends Emitter<FederationOutboundEvents> {
       const head = await this.#queue.peek(peer, { limit: 1 });
       if (head.length === 0) return;
       let failure: unknown = null;
+      let progressed = false;
       try {
         const link = await this.#endpoint.connect(peer);
-        failure = await this.#drain(peer, link);
+        ({ failure, progressed } = await this.#drain(peer, link));
       } catch (error) {
         failure = error;
       }
@@ -290,7 +291,10 @@ export class FederationOutbound extends Emitter<FederationOutboundEvents> {
         }
         continue;
       }
-      const attempts = state.attempts + 1;
+      // A round that got objects through (e.g. a peer that rate-limits: ERR_RATE_LIMITED after
+      // a burst was taken) starts the back-off again from its first step; only rounds that
+      // move nothing make it grow, so a throttled drain keeps going at the peer's pace.
+      const attempts = progressed ? 1 : state.attempts + 1;
       const delayMs = backoffDelay(attempts, this.#policy, this.#random);
       const code = codeOf(failure);
       await this.#queue.setPeerState(peer, {
@@ -361,12 +365,13 @@ export class FederationOutbound extends Emitter<FederationOutboundEvents> {
   }
 
   /**
-   * Sends `peer`'s queue over `link` until it is empty (resolves null) or something fails
-   * (resolves the error). Waits for every object in flight before resolving.
+   * Sends `peer`'s queue over `link` until it is empty (`failure` null) or something fails
+   * (`failure` the error); `progressed` when the peer acknowledged at least one object. Waits
+   * for every object in flight before resolving.
    */
-  async #drain(peer: string, link: Link): Promise<unknown> {
+  async #drain(peer: string, link: Link): Promise<{ failure: unknown; progressed: boolean }> {
     // An object, so that the checks below see what the callbacks set.
-    const round: { failure: unknown } = { failure: null };
+    const round: { failure: unknown; progressed: boolean } = { failure: null, progressed: false };
     const failed = (): boolean => round.failure !== null;
     let after = 0;
     const inFlight = new Set<Promise<void>>();
@@ -397,6 +402,7 @@ export class FederationOutbound extends Emitter<FederationOutboundEvents> {
         .send({ id: entry.id, kind: entry.kind, body: entry.body })
         .then(
           () => {
+            round.progressed = true;
             acked.push(entry.id);
             if (!flushScheduled) {
               flushScheduled = true;
@@ -449,7 +455,7 @@ export class FederationOutbound extends Emitter<FederationOutboundEvents> {
         round.failure ??= error;
       }
     }
-    return round.failure;
+    return round;
   }
 
   /** Resolves when `link` has room again or closed. */

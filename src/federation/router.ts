@@ -2,48 +2,92 @@
  * Routing across domains (issue 7, item 4; docs/protocol.md, "Server-to-server protocol", §5):
  * what crosses a link, what each side checks, and how a failure reaches the sender.
  *
- * Outbound, {@link FederationRouter.route} takes a sealed object a local device sent to a device
- * of another domain, checks the trust configuration federates with that domain, and stores it in
- * the peer's durable outbound queue ({@link FederationOutbound}); the caller answers the client
- * after that. Inbound, {@link FederationRouter.deliver} is the endpoint's `deliver` callback: it
- * checks what the object claims against the authenticated peer and our own domain, then hands it
- * to the local store through the narrow {@link LocalDelivery} seam, stamped with the peer domain.
- * Bounces from the outbound driver become delivery-failure notices for the sender's device,
- * through the same seam.
+ * The router is the federation's side of the seam the service declares in
+ * src/service/remote.ts. Outbound it is the server's {@link RemoteRouter}: sealed messages,
+ * presence, subscription requests and decisions go into the peer's durable outbound queue
+ * ({@link FederationOutbound}), and the server answers its client once they are durable;
+ * look-ups (devices, bundles) are asked over the open link and answered on it, since a client
+ * waits for them. Inbound, {@link FederationRouter.deliver} is the endpoint's `deliver`
+ * callback: it checks what each object claims against the authenticated peer and our own
+ * domain, then hands it to the service through {@link FederationInbound}, stamped with the peer.
+ * Bounces from the outbound driver become delivery-failure notices for the sender's device.
  *
  * The server sees only envelope headers (src/seal/header.ts): a message header names the
  * recipient device and a message id, never the sender, so nothing about the sender crosses the
  * link beyond the origin domain. The recipient's client compares the sealed sender's domain with
  * the stamp (`arrivedFrom`); this is how a peer is kept from speaking for a third domain's users.
+ * Presence, subscriptions and look-ups name users in the clear; for those the router itself
+ * checks that every user the peer speaks for is of the peer's domain (T45).
  *
- * This module does not import src/service at run time (types only) and src/service must not
- * import it (test/architecture.test.ts): the server is given the router through interfaces it
- * declares itself, wired where both are built (the CLI).
+ * src/service must not import this module (test/architecture.test.ts): the server is given the
+ * router through the interfaces it declares itself, wired where both are built (node.ts).
  */
-import { blake2b, concatBytes, utf8 } from '../crypto/index.js';
-import { type ImppErrorCode, ImppError, isImppError } from '../errors.js';
+import { blake2b, concatBytes, randomBytes, toHex, utf8 } from '../crypto/index.js';
+import { IMPP_ERROR_CODES, type ImppErrorCode, ImppError, isImppError } from '../errors.js';
+import {
+  DELIVERY_NOTICE_VERSION,
+  type DeliveryNotice,
+  encodeDeliveryNotice,
+} from '../protocol/notice.js';
 import { type EnvelopeHeader, readEnvelopeHeader } from '../seal/header.js';
+import type {
+  BundleAnswer,
+  DevicesAnswer,
+  FederationInbound,
+  PresentityAction,
+  RemoteRouter,
+  WatcherAction,
+} from '../service/remote.js';
+import { MAX_FEDERATION_BODY_BYTES } from '../service/store/types.js';
 import type { AuditRepository } from '../service/store/types.js';
-import { normalizeDomain, parseAddress, parseDeviceAddress } from '../trust/address.js';
+import { normalizeDomain, parseDeviceAddress } from '../trust/address.js';
 import { type DomainTrustConfig, peerTrustFor } from '../trust/config.js';
-import { type CborValue, decodeStrictCbor, encodeStrictCbor } from '../transport/cbor-strict.js';
+import type { CborValue } from '../transport/cbor-strict.js';
 import { Emitter } from '../transport/emitter.js';
-import type { InboundObject } from './link.js';
-import type { FederationOutbound, OutboundBounce } from './outbound.js';
+import {
+  type LookupOp,
+  MAX_PRESENCE_WATCHERS,
+  answerError,
+  decodeBundlesAnswer,
+  decodeDevicesAnswer,
+  decodeLookupAnswerHead,
+  decodeLookupRequest,
+  decodePresenceBody,
+  decodeSubscriptionBody,
+  domainOf,
+  encodeLookupAnswer,
+  encodeLookupRequest,
+  encodePresenceBody,
+  encodeSubscriptionBody,
+  isCanonicalAddress,
+  ownerOf,
+  presenceBodySize,
+  textLength,
+} from './bodies.js';
+import { type AuditLimit, DEFAULT_AUDIT_LIMIT, FederationAuditTrail } from './audit-trail.js';
+import type { InboundObject, Link, OutboundObject } from './link.js';
+import type { FederationOutbound, OutboundBounce, OutboundConnector } from './outbound.js';
+import {
+  DEFAULT_PEER_DATA_LIMIT,
+  DEFAULT_PEER_LOOKUP_LIMIT,
+  PeerRateLimiter,
+  type RateLimit,
+} from './peer-limits.js';
 
 /**
- * DATA `kind` values of link version 1 (docs/protocol.md, Server-to-server §5.1). Only `sealed`
- * is routed today; the others are reserved with their meaning and refused when received.
+ * DATA `kind` values of link version 1 (docs/protocol.md, Server-to-server §5.1). Kinds 4 and 5
+ * are not stored and bypass the durable duplicate filter (wire.ts, `DEFAULT_VOLATILE_KINDS`).
  */
 export const FederationKind = Object.freeze({
   /** A session-sealed object (message or key distribution) for one device of the receiver. */
   sealed: 1,
-  /** A presence update and the receiver's approved watchers to fan it out to. Reserved. */
+  /** A presence object and the receiver's watchers to fan it out to. */
   presence: 2,
-  /** A subscription request or decision between a watcher and a presentity. Reserved. */
+  /** A watcher's subscription request, or a presentity's decision. */
   subscription: 3,
-  /** A look-up (prekey bundles, device list, key-log head or proof) and its answer. Reserved. */
+  /** A look-up (devices or prekey bundles of a user of the receiver). */
   lookup: 4,
+  /** The answer to a look-up. */
   lookupResult: 5,
 } as const);
 
@@ -57,56 +101,14 @@ export interface RouteRequest {
   readonly fromDevice: string;
 }
 
-/** One item for a local device's queue. */
-export type LocalItem =
-  | {
-      /** A sealed object that arrived from another domain. */
-      readonly kind: 'message' | 'keyDistribution';
-      readonly recipientDevice: string;
-      /** The envelope's message id (the queue's id for the device). */
-      readonly id: Uint8Array;
-      /** The sealed bytes as received. */
-      readonly object: Uint8Array;
-      /** The authenticated peer domain it arrived from: the stamp the client checks. */
-      readonly arrivedFrom: string;
-    }
-  | {
-      /**
-       * A delivery-failure notice ({@link encodeDeliveryNotice}): server metadata, not sealed,
-       * and not an envelope (a store that checks envelopes must take it as its own kind).
-       */
-      readonly kind: 'notice';
-      readonly recipientDevice: string;
-      /** 16 bytes, the same for a repeated bounce of the same object. */
-      readonly id: Uint8Array;
-      readonly object: Uint8Array;
-      readonly arrivedFrom: null;
-    };
-
-/**
- * What the router needs from the local service: the narrow seam the server implements over its
- * store (docs/protocol.md, Server-to-server §5.4).
- */
-export interface LocalDelivery {
-  /** True when `device` (`user@domain/deviceId` of our domain) is registered and not revoked. */
-  deviceActive(device: string): Promise<boolean>;
-  /**
-   * Stores `item` in its device's queue; resolves once durable. An item whose id is already
-   * pending for the device is a `duplicate` (nothing stored).
-   * @throws `ERR_NOT_FOUND` for an unknown or revoked device, `ERR_QUOTA_EXCEEDED`, `ERR_STORAGE`.
-   */
-  enqueue(item: LocalItem): Promise<'stored' | 'duplicate'>;
-  /** `device` has something new (no-op where the store's own watch pushes it). */
-  notify(device: string): void;
-}
-
 /** Refusals of a misbehaving peer, for the audit log (T45). Never holds payload bytes. */
 export interface RouterAuditEvent {
   readonly type:
     | 'federation.sender-refused'
     | 'federation.misrouted'
     | 'federation.object-refused'
-    | 'federation.peer-refused';
+    | 'federation.peer-refused'
+    | 'federation.rate-limited';
   /** The authenticated peer domain. */
   readonly peer: string;
   /** For `sender-refused`: the domain the object claimed to be from. */
@@ -132,7 +134,30 @@ export interface FederationRouterOptions {
   readonly trust: DomainTrustConfig | (() => DomainTrustConfig);
   /** The outbound driver of this domain. */
   readonly outbound: Pick<FederationOutbound, 'enqueue'>;
-  readonly local: LocalDelivery;
+  /**
+   * The service's side of the seam. A function is called at each use, so the router can be
+   * built (and handed to the server) before the server exists.
+   */
+  readonly local: FederationInbound | (() => FederationInbound);
+  /**
+   * The open links, for look-ups and their answers (usually the {@link FederationEndpoint}:
+   * `connect` reuses the open link). Without it, look-ups fail with `ERR_CONNECTION_CLOSED`.
+   */
+  readonly links?: OutboundConnector | (() => OutboundConnector);
+  /** How long a look-up waits for the peer's answer, ms. Default 10 s. */
+  readonly lookupTimeoutMs?: number;
+  /** Look-ups waiting for one peer's answers, at most (`ERR_RATE_LIMITED` beyond). Default 256. */
+  readonly maxLookupsPerPeer?: number;
+  /**
+   * DATA frames a peer may send us (any kind). Default 5,000 a second, burst 10,000: a flood
+   * guard (peer-limits.ts says why it must stay above an honest peer's drain rate).
+   */
+  readonly peerRate?: RateLimit;
+  /**
+   * Prekey-bundle look-ups a peer may ask us (kind 4, op `bundles`: each hands out one-time
+   * prekeys). Default 20 a second, burst 100. Device look-ups are cheap reads: only `peerRate`.
+   */
+  readonly lookupRate?: RateLimit;
   /** If given, refusals of a misbehaving peer are also appended here (kind = event type). */
   readonly auditLog?: Pick<AuditRepository, 'append'>;
   /**
@@ -140,10 +165,20 @@ export interface FederationRouterOptions {
    * cannot flood the audit trail. Refusals beyond it are counted, and the count is written with
    * the peer's next record (`suppressed`). Events are emitted regardless.
    */
-  readonly auditLimit?: { readonly perPeer: number; readonly windowMs: number };
-  /** Milliseconds since the epoch; injectable for tests. */
+  readonly auditLimit?: AuditLimit;
+  /**
+   * A trail shared with the links' audit (FederationNode), used instead of `auditLog` and
+   * `auditLimit`, so that one budget per peer covers both.
+   */
+  readonly auditTrail?: FederationAuditTrail;
+  /** Milliseconds since the epoch (audit records, rate limits); injectable for tests. */
   readonly clock?: () => number;
 }
+
+/** Default time a look-up waits for its answer. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 10_000;
+/** Default bound of look-ups waiting per peer. */
+export const DEFAULT_MAX_LOOKUPS_PER_PEER = 256;
 
 /** The one answer for every recipient that cannot take an object (T13: same words as SEND). */
 const NOT_REGISTERED = 'recipient device is not registered';
@@ -151,6 +186,7 @@ const NOT_REGISTERED = 'recipient device is not registered';
 /** Domain separation of derived ids. */
 const OBJECT_ID_LABEL = utf8('impp-s2s/1 object id');
 const NOTICE_ID_LABEL = utf8('impp-s2s/1 notice id');
+const PRESENCE_ID_LABEL = utf8('impp-s2s/1 presence id');
 const ZERO = new Uint8Array(1);
 
 /**
@@ -163,138 +199,96 @@ export function federationObjectId(recipientDevice: string, messageId: Uint8Arra
   return blake2b(concatBytes(OBJECT_ID_LABEL, ZERO, utf8(recipientDevice), ZERO, messageId), 16);
 }
 
+/**
+ * The link object id of one presence body: BLAKE2b-128 over the presentity, the presence
+ * version (8 bytes, big-endian), the peer domain and the part number (4 bytes, big-endian) of a
+ * watcher list split over several bodies. The same publish queued again maps to the same ids.
+ */
+export function federationPresenceId(
+  presentity: string,
+  presenceVersion: number,
+  peer: string,
+  part: number,
+): Uint8Array {
+  const numbers = new Uint8Array(12);
+  const view = new DataView(numbers.buffer);
+  view.setBigUint64(0, BigInt(presenceVersion));
+  view.setUint32(8, part);
+  return blake2b(
+    concatBytes(
+      PRESENCE_ID_LABEL,
+      ZERO,
+      utf8(presentity),
+      ZERO,
+      numbers.subarray(0, 8),
+      ZERO,
+      utf8(peer),
+      ZERO,
+      numbers.subarray(8),
+    ),
+    16,
+  );
+}
+
 function noticeId(objectId: Uint8Array): Uint8Array {
   return blake2b(concatBytes(NOTICE_ID_LABEL, ZERO, objectId), 16);
 }
 
-// ── Delivery-failure notice (format version 1) ──────────────────────────────────────────────
-
-/** Version of the delivery-failure notice format. */
-export const DELIVERY_NOTICE_VERSION = 1;
-
-/**
- * A delivery-failure notice: the sender's server telling the sender's device that an object it
- * accepted could not be delivered to another domain. Metadata from the server, not sealed:
- * nothing in it is authenticated by the peer or the recipient (docs/protocol.md, §5.3).
- */
-export interface DeliveryNotice {
-  readonly v: typeof DELIVERY_NOTICE_VERSION;
-  readonly type: 'delivery-failure';
-  /** The message id of the object that failed (from its envelope). */
-  readonly messageId: Uint8Array;
-  /** The recipient device it was sealed for. */
-  readonly recipient: string;
-  /** The peer domain it was queued for. */
-  readonly domain: string;
-  /** `expired`: the domain stayed unreachable; `refused`: the domain would not take it. */
-  readonly reason: 'expired' | 'refused';
-  /** `ERR_TIMEOUT` for `expired`; the peer's REJECT code for `refused`. */
-  readonly code: ImppErrorCode;
-  /** When the sender's server accepted the object, ms since the epoch. */
-  readonly queuedAt: number;
-  /** When it gave up, ms since the epoch. */
-  readonly at: number;
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new ImppError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
+  }
+  return value;
 }
 
-const NOTICE_KEYS = [
-  'v',
-  'type',
-  'messageId',
-  'recipient',
-  'domain',
-  'reason',
-  'code',
-  'queuedAt',
-  'at',
-] as const;
-
-/** Encodes a notice as strict CBOR (a map with text keys, in the order of the format). */
-export function encodeDeliveryNotice(notice: DeliveryNotice): Uint8Array {
-  const map: Record<string, CborValue> = {};
-  for (const key of NOTICE_KEYS) map[key] = notice[key];
-  return encodeStrictCbor(map);
+function invalidArgument(message: string): ImppError {
+  return new ImppError('ERR_INVALID_ARGUMENT', message);
 }
 
-/**
- * Decodes a notice strictly (exact keys, typed values). Throws `ERR_PAYLOAD_INVALID`, or
- * `ERR_VERSION_UNSUPPORTED` for a version other than 1 (a client ignores what it cannot read).
- */
-export function decodeDeliveryNotice(bytes: Uint8Array): DeliveryNotice {
-  const bad = (what: string): ImppError =>
-    new ImppError('ERR_PAYLOAD_INVALID', `delivery notice is malformed: ${what}`);
-  let value: CborValue;
-  try {
-    value = decodeStrictCbor(bytes, 4);
-  } catch {
-    throw bad('not CBOR');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || isBytes(value)) {
-    throw bad('expected a map');
-  }
-  const map = value as Readonly<Record<string, CborValue>>;
-  if (map.v !== DELIVERY_NOTICE_VERSION) {
-    if (typeof map.v === 'number') {
-      throw new ImppError('ERR_VERSION_UNSUPPORTED', 'delivery notice version not supported');
-    }
-    throw bad('v');
-  }
-  const keys = Object.keys(map);
-  if (keys.length !== NOTICE_KEYS.length || !NOTICE_KEYS.every((k) => keys.includes(k))) {
-    throw bad('keys');
-  }
-  const { type, messageId, recipient, domain, reason, code, queuedAt, at } = map;
-  if (type !== 'delivery-failure') throw bad('type');
-  if (!isBytes(messageId) || messageId.length !== 16) throw bad('messageId');
-  if (typeof recipient !== 'string' || recipient.length > 1024) throw bad('recipient');
-  if (typeof domain !== 'string' || domain.length > 253) throw bad('domain');
-  if (reason !== 'expired' && reason !== 'refused') throw bad('reason');
-  if (typeof code !== 'string' || !/^ERR_[A-Z_]{1,48}$/.test(code)) throw bad('code');
-  for (const [name, t] of [
-    ['queuedAt', queuedAt],
-    ['at', at],
-  ] as const) {
-    if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) throw bad(name);
-  }
-  return {
-    v: DELIVERY_NOTICE_VERSION,
-    type,
-    messageId: Uint8Array.from(messageId),
-    recipient,
-    domain,
-    reason,
-    code: code as ImppErrorCode,
-    queuedAt: queuedAt as number,
-    at: at as number,
-  };
-}
-
-function isBytes(v: unknown): v is Uint8Array {
-  return v instanceof Uint8Array;
+/** A look-up waiting for its answer. */
+interface PendingLookup {
+  readonly peer: string;
+  readonly op: LookupOp;
+  /** The user asked about: every bundle of the answer must be one of its devices. */
+  readonly address: string;
+  link: Link | null;
+  readonly settle: (
+    error: ImppError | null,
+    answer?: DevicesAnswer | readonly BundleAnswer[],
+  ) => void;
 }
 
 // ── The router ──────────────────────────────────────────────────────────────────────────────
 
 /**
- * Routes sealed objects between this domain's devices and other domains.
+ * Routes between this domain's users and devices and other domains.
  *
  * @example
  * ```ts
- * const router = new FederationRouter({ domain, trust, outbound, local });
+ * const router = new FederationRouter({ domain, trust, outbound, local, links: endpoint });
  * const endpoint = new FederationEndpoint({ local: me, trust, dedup, deliver: router.deliver });
  * const outbound = new FederationOutbound({ endpoint, queue, bounce: router.bounce });
  * await router.route({ object, header, fromDevice }); // durable: answer the client now
  * ```
  */
-export class FederationRouter extends Emitter<FederationRouterEvents> {
+export class FederationRouter extends Emitter<FederationRouterEvents> implements RemoteRouter {
   readonly #domain: string;
   readonly #trust: () => DomainTrustConfig;
   readonly #outbound: Pick<FederationOutbound, 'enqueue'>;
-  readonly #local: LocalDelivery;
-  readonly #auditLog: Pick<AuditRepository, 'append'> | undefined;
-  readonly #auditLimit: { readonly perPeer: number; readonly windowMs: number };
-  /** Per peer (only authenticated peers get here, so the map is bounded by the federation). */
-  readonly #auditBudget = new Map<string, { start: number; used: number; suppressed: number }>();
+  readonly #local: () => FederationInbound;
+  readonly #links: (() => OutboundConnector) | null;
+  readonly #lookupTimeoutMs: number;
+  readonly #maxLookups: number;
+  readonly #dataLimit: PeerRateLimiter;
+  readonly #lookupLimit: PeerRateLimiter;
+  /** Budgeted per peer (only authenticated peers get here: bounded by the federation). */
+  readonly #auditTrail: FederationAuditTrail | undefined;
   readonly #clock: () => number;
+  /** Look-ups waiting for an answer, by `peer rid-hex`. */
+  readonly #pending = new Map<string, PendingLookup>();
+  readonly #pendingPerPeer = new Map<string, number>();
+  /** Links whose close fails the look-ups sent on them. */
+  readonly #watched = new WeakSet<Link>();
 
   constructor(options: FederationRouterOptions) {
     super();
@@ -302,19 +296,38 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
     const trust = options.trust;
     this.#trust = typeof trust === 'function' ? trust : () => trust;
     this.#outbound = options.outbound;
-    this.#local = options.local;
-    this.#auditLog = options.auditLog;
-    const limit = options.auditLimit ?? { perPeer: 60, windowMs: 60_000 };
-    if (
-      !Number.isSafeInteger(limit.perPeer) ||
-      limit.perPeer < 1 ||
-      !Number.isSafeInteger(limit.windowMs) ||
-      limit.windowMs < 1
-    ) {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'auditLimit needs positive integers');
-    }
-    this.#auditLimit = limit;
+    const local = options.local;
+    this.#local = typeof local === 'function' ? local : () => local;
+    const links = options.links;
+    this.#links = links === undefined ? null : typeof links === 'function' ? links : () => links;
+    this.#lookupTimeoutMs = positiveInt(
+      'lookupTimeoutMs',
+      options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS,
+    );
+    this.#maxLookups = positiveInt(
+      'maxLookupsPerPeer',
+      options.maxLookupsPerPeer ?? DEFAULT_MAX_LOOKUPS_PER_PEER,
+    );
     this.#clock = options.clock ?? Date.now;
+    const clock = this.#clock;
+    this.#dataLimit = new PeerRateLimiter(
+      options.peerRate ?? DEFAULT_PEER_DATA_LIMIT,
+      { quiet: true },
+      clock,
+    );
+    this.#lookupLimit = new PeerRateLimiter(
+      options.lookupRate ?? DEFAULT_PEER_LOOKUP_LIMIT,
+      {},
+      clock,
+    );
+    const limit = options.auditLimit ?? DEFAULT_AUDIT_LIMIT;
+    positiveInt('auditLimit.perPeer', limit.perPeer);
+    positiveInt('auditLimit.windowMs', limit.windowMs);
+    this.#auditTrail =
+      options.auditTrail ??
+      (options.auditLog === undefined
+        ? undefined
+        : new FederationAuditTrail(options.auditLog, limit, clock));
   }
 
   /** Our domain. */
@@ -327,7 +340,12 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
     return parseDeviceAddress(device).address.domain !== this.#domain;
   }
 
-  // -- outbound ---------------------------------------------------------------------------
+  /** Look-ups waiting for an answer (all peers). */
+  get pendingLookups(): number {
+    return this.#pending.size;
+  }
+
+  // -- outbound: durable ------------------------------------------------------------------
 
   /**
    * Queues a sealed object for the recipient's domain; resolves once durable (answer the client
@@ -339,19 +357,16 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
   async route(request: RouteRequest): Promise<{ duplicate: boolean }> {
     const { header, object, fromDevice } = request;
     if (header.kind === 'presence') {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'presence is not routed as a message');
+      throw invalidArgument('presence is not routed as a message');
     }
     if (parseDeviceAddress(fromDevice).address.domain !== this.#domain) {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'the sender must be a device of this domain');
+      throw invalidArgument('the sender must be a device of this domain');
     }
     const peer = parseDeviceAddress(header.recipientDevice).address.domain;
     if (peer === this.#domain) {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'a local recipient is not routed to a peer');
+      throw invalidArgument('a local recipient is not routed to a peer');
     }
-    const trust = peerTrustFor(this.#trust(), peer);
-    if (!trust.federated) {
-      throw new ImppError('ERR_DOMAIN_NOT_SERVED', `this domain does not federate with ${peer}`);
-    }
+    this.#federated(peer);
     const outcome = await this.#outbound.enqueue({
       peer,
       sender: fromDevice,
@@ -362,13 +377,285 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
     return { duplicate: outcome.status === 'duplicate' };
   }
 
+  /**
+   * Queues a local presentity's presence object for its approved watchers in one other domain:
+   * one body for the domain (split only if the watcher list would not fit one frame), the same
+   * sealed bytes for every watcher. Resolves once durable.
+   * @throws `ERR_INVALID_ARGUMENT` for an object that is not this presentity's presence, a
+   *   presentity of another domain, or watchers that are not all of one other domain;
+   *   `ERR_DOMAIN_NOT_SERVED`, `ERR_QUOTA_EXCEEDED` as {@link route}; `ERR_FRAME_TOO_LARGE` for
+   *   an object too large to cross with even one watcher.
+   */
+  async presence(request: {
+    readonly object: Uint8Array;
+    readonly presentity: string;
+    readonly watchers: readonly string[];
+  }): Promise<void> {
+    const { object, presentity } = request;
+    const header = this.#presenceHeader(object);
+    if (header === null || header.presentity !== presentity) {
+      throw invalidArgument("the object must be the presentity's presence");
+    }
+    this.#ownUser(presentity, 'presentity');
+    const watchers = [...new Set(request.watchers)];
+    if (watchers.length === 0) return;
+    const peer = this.#remoteUsers(watchers, 'watchers');
+    this.#federated(peer);
+    const parts = splitWatchers(object.length, watchers);
+    for (const [part, list] of parts.entries()) {
+      await this.#outbound.enqueue({
+        peer,
+        sender: presentity,
+        id: federationPresenceId(presentity, header.presenceVersion, peer, part),
+        kind: FederationKind.presence,
+        body: encodePresenceBody({ object, watchers: list }),
+      });
+    }
+  }
+
+  /**
+   * Forwards a local watcher's SUBSCRIBE / UNSUBSCRIBE to the presentity's home domain, durably
+   * and in order with everything else queued for that domain.
+   * @throws `ERR_INVALID_ARGUMENT` for a watcher of another domain or a local presentity;
+   *   `ERR_DOMAIN_NOT_SERVED`, `ERR_QUOTA_EXCEEDED` as {@link route}.
+   */
+  async subscription(request: {
+    readonly presentity: string;
+    readonly watcher: string;
+    readonly action: WatcherAction;
+  }): Promise<void> {
+    const { presentity, watcher, action } = request;
+    this.#ownUser(watcher, 'watcher');
+    const peer = this.#remoteUsers([presentity], 'presentity');
+    this.#federated(peer);
+    await this.#outbound.enqueue({
+      peer,
+      sender: watcher,
+      // Each request is an event of its own (a request after a cancel is not a repeat).
+      id: randomBytes(16),
+      kind: FederationKind.subscription,
+      body: encodeSubscriptionBody({ type: 'subscription', presentity, watcher, action }),
+    });
+  }
+
+  /**
+   * Forwards a local presentity's DECIDE about a watcher of another domain, durably and in
+   * order. `presence` (only with `approve`) rides along when it fits one frame; when it does not,
+   * the watcher gets the presentity's next publish instead.
+   * @throws `ERR_INVALID_ARGUMENT` for a presentity of another domain, a local watcher, or a
+   *   `presence` that is not this presentity's presence; `ERR_DOMAIN_NOT_SERVED`,
+   *   `ERR_QUOTA_EXCEEDED` as {@link route}.
+   */
+  async decision(request: {
+    readonly presentity: string;
+    readonly watcher: string;
+    readonly action: PresentityAction;
+    readonly presence?: Uint8Array;
+  }): Promise<void> {
+    const { presentity, watcher, action } = request;
+    this.#ownUser(presentity, 'presentity');
+    const peer = this.#remoteUsers([watcher], 'watcher');
+    this.#federated(peer);
+    const presence = request.presence;
+    if (presence !== undefined) {
+      if (action !== 'approve') throw invalidArgument('only an approval carries presence');
+      if (this.#presenceHeader(presence)?.presentity !== presentity) {
+        throw invalidArgument("presence must be the presentity's presence object");
+      }
+    }
+    let body = encodeSubscriptionBody({
+      type: 'decision',
+      presentity,
+      watcher,
+      action,
+      ...(presence === undefined ? {} : { presence }),
+    });
+    if (body.length > MAX_FEDERATION_BODY_BYTES) {
+      body = encodeSubscriptionBody({ type: 'decision', presentity, watcher, action });
+    }
+    await this.#outbound.enqueue({
+      peer,
+      sender: presentity,
+      id: randomBytes(16),
+      kind: FederationKind.subscription,
+      body,
+    });
+  }
+
+  // -- outbound: look-ups -----------------------------------------------------------------
+
+  /**
+   * GET_DEVICES of a user of another domain, asked over the open link to that domain.
+   * @throws `ERR_TIMEOUT` (no answer in time), `ERR_CONNECTION_CLOSED` (unreachable, or the link
+   *   closed first), `ERR_RATE_LIMITED` (too many look-ups waiting for that domain, or the peer
+   *   refused for its own limit), `ERR_DOMAIN_NOT_SERVED`, `ERR_PAYLOAD_INVALID` (a malformed
+   *   answer), or the code the peer answered with.
+   */
+  async devices(address: string, asker: string): Promise<DevicesAnswer> {
+    return (await this.#lookup('devices', address, asker)) as DevicesAnswer;
+  }
+
+  /**
+   * GET_BUNDLES of a user of another domain (each bundle consumes a one-time prekey there).
+   * Every bundle of the answer is a device of `address`, else `ERR_PAYLOAD_INVALID`. Same errors
+   * as {@link devices}.
+   */
+  async bundles(address: string, asker: string): Promise<readonly BundleAnswer[]> {
+    return (await this.#lookup('bundles', address, asker)) as readonly BundleAnswer[];
+  }
+
+  #lookup(
+    op: LookupOp,
+    address: string,
+    asker: string,
+  ): Promise<DevicesAnswer | readonly BundleAnswer[]> {
+    this.#ownUser(asker, 'asker');
+    const peer = this.#remoteUsers([address], 'address');
+    this.#federated(peer);
+    const links = this.#links?.();
+    if (links === undefined) {
+      return Promise.reject(new ImppError('ERR_CONNECTION_CLOSED', 'no links for look-ups'));
+    }
+    const waiting = this.#pendingPerPeer.get(peer) ?? 0;
+    if (waiting >= this.#maxLookups) {
+      return Promise.reject(
+        new ImppError('ERR_RATE_LIMITED', `too many look-ups waiting for ${peer}`),
+      );
+    }
+    const rid = randomBytes(16);
+    const key = `${peer} ${toHex(rid)}`;
+    const deadline = Date.now() + this.#lookupTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        entry.settle(new ImppError('ERR_TIMEOUT', `${peer} did not answer the look-up in time`));
+      }, this.#lookupTimeoutMs);
+      // A look-up alone does not keep a closing process alive.
+      timer.unref();
+      const entry: PendingLookup = {
+        peer,
+        op,
+        address,
+        link: null,
+        settle: (error, answer) => {
+          if (this.#pending.get(key) !== entry) return;
+          clearTimeout(timer);
+          this.#pending.delete(key);
+          const left = (this.#pendingPerPeer.get(peer) ?? 1) - 1;
+          if (left === 0) this.#pendingPerPeer.delete(peer);
+          else this.#pendingPerPeer.set(peer, left);
+          if (error === null) resolve(answer as DevicesAnswer | readonly BundleAnswer[]);
+          else reject(error);
+        },
+      };
+      this.#pending.set(key, entry);
+      this.#pendingPerPeer.set(peer, waiting + 1);
+      const request = encodeLookupRequest({ rid, op, address, asker });
+      this.#sendOnLink(
+        links,
+        peer,
+        { id: randomBytes(16), kind: FederationKind.lookup, body: request },
+        deadline,
+        (link) => {
+          entry.link = link;
+          this.#watch(link);
+        },
+      ).catch((error: unknown) => {
+        entry.settle(lookupFailure(error));
+      });
+    });
+  }
+
+  /** Fails the look-ups sent on `link` when it closes: their answers cannot come on it. */
+  #watch(link: Link): void {
+    if (this.#watched.has(link)) return;
+    this.#watched.add(link);
+    link.on('closed', () => {
+      for (const entry of [...this.#pending.values()]) {
+        if (entry.link === link) {
+          entry.settle(new ImppError('ERR_CONNECTION_CLOSED', 'the link closed before the answer'));
+        }
+      }
+    });
+  }
+
+  /**
+   * Sends one object on the open link to `peer`, waiting for room in its window (shared with
+   * the outbound driver) until `deadline`. Resolves on the peer's ACK; rejects with its REJECT.
+   */
+  async #sendOnLink(
+    links: OutboundConnector,
+    peer: string,
+    object: OutboundObject,
+    deadline: number,
+    opened?: (link: Link) => void,
+  ): Promise<void> {
+    const link = await links.connect(peer);
+    opened?.(link);
+    while (link.isOpen && !link.writable) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new ImppError('ERR_TIMEOUT', `no room on the link to ${peer}`);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          link.off('drain', done);
+          link.off('closed', done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        link.on('drain', done);
+        link.on('closed', done);
+      });
+    }
+    await link.send(object);
+  }
+
+  // -- checks of the local side's calls ---------------------------------------------------
+
+  #federated(peer: string): void {
+    if (!peerTrustFor(this.#trust(), peer).federated) {
+      throw new ImppError('ERR_DOMAIN_NOT_SERVED', `this domain does not federate with ${peer}`);
+    }
+  }
+
+  #ownUser(address: string, what: string): void {
+    if (!isCanonicalAddress(address) || domainOf(address) !== this.#domain) {
+      throw invalidArgument(`the ${what} must be a canonical user of this domain`);
+    }
+  }
+
+  /** The one other domain all of `addresses` belong to. */
+  #remoteUsers(addresses: readonly string[], what: string): string {
+    let peer: string | null = null;
+    for (const a of addresses) {
+      if (!isCanonicalAddress(a))
+        throw invalidArgument(`the ${what} must be canonical user@domain`);
+      const d = domainOf(a);
+      if (d === this.#domain || (peer !== null && d !== peer)) {
+        throw invalidArgument(`the ${what} must all be of one other domain`);
+      }
+      peer = d;
+    }
+    if (peer === null) throw invalidArgument(`no ${what}`);
+    return peer;
+  }
+
+  #presenceHeader(object: Uint8Array): Extract<EnvelopeHeader, { kind: 'presence' }> | null {
+    try {
+      const header = readEnvelopeHeader(object);
+      return header.kind === 'presence' ? header : null;
+    } catch {
+      return null;
+    }
+  }
+
   // -- inbound ----------------------------------------------------------------------------
 
   /**
-   * The endpoint's `deliver` callback. Resolves once the object is stored (the link ACKs);
+   * The endpoint's `deliver` callback. Resolves once the object is handled (the link ACKs);
    * rejects with the REJECT code otherwise. The link has already checked that the DATA origin is
-   * the authenticated peer and dropped ids it delivered before. It awaits a device look-up before
-   * its write, so use it with the link's default `deliverPipeline` of 1 (order per sender).
+   * the authenticated peer and dropped ids it delivered before (kinds 1–3). It awaits a device
+   * look-up before its write, so use it with the link's default `deliverPipeline` of 1 (order
+   * per sender).
    */
   readonly deliver = async (inbound: InboundObject): Promise<void> => {
     const peer = inbound.arrivedFrom;
@@ -379,11 +666,18 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
         'ERR_NOT_AUTHORIZED',
       );
     }
+    await this.#limit(this.#dataLimit, peer, 'DATA');
     switch (inbound.kind) {
       case FederationKind.sealed:
         return this.#deliverSealed(peer, inbound.body);
       case FederationKind.presence:
-        return this.#refusePresence(peer, inbound.body);
+        return this.#deliverPresence(peer, inbound.body);
+      case FederationKind.subscription:
+        return this.#deliverSubscription(peer, inbound.body);
+      case FederationKind.lookup:
+        return this.#answerLookup(peer, inbound.body);
+      case FederationKind.lookupResult:
+        return this.#takeAnswer(peer, inbound.body);
       default:
         await this.#refuse(
           { type: 'federation.object-refused', peer, reason: `kind ${inbound.kind} not supported` },
@@ -391,6 +685,17 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
         );
     }
   };
+
+  /** Spends a token of `peer`; a refusal is audited once per episode, not once per frame. */
+  async #limit(limiter: PeerRateLimiter, peer: string, what: string): Promise<void> {
+    const verdict = limiter.take(peer);
+    if (verdict === 'ok') return;
+    const reason = `${what} rate limit of the peer exceeded`;
+    if (verdict === 'tripped') {
+      await this.#refuse({ type: 'federation.rate-limited', peer, reason }, 'ERR_RATE_LIMITED');
+    }
+    throw new ImppError('ERR_RATE_LIMITED', reason);
+  }
 
   async #deliverSealed(peer: string, body: CborValue): Promise<void> {
     const header = await this.#header(peer, body);
@@ -402,24 +707,18 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
     }
     const recipient = parseDeviceAddress(header.recipientDevice);
     if (recipient.address.domain !== this.#domain) {
-      return this.#refuse(
-        {
-          type: 'federation.misrouted',
-          peer,
-          reason: `recipient domain ${recipient.address.domain} is not served here`,
-        },
-        'ERR_DOMAIN_NOT_SERVED',
-      );
+      return this.#misrouted(peer, `recipient domain ${recipient.address.domain}`);
     }
     const device = header.recipientDevice;
+    const local = this.#local();
     // Unknown user, unknown device, revoked device: one answer, no audit (T13). The peer (and
     // through a bounce the sender) learns what a local SEND would have told it, nothing more.
-    if (!(await this.#local.deviceActive(device))) {
+    if (!(await local.deviceActive(device))) {
       throw new ImppError('ERR_NOT_FOUND', NOT_REGISTERED);
     }
     let outcome: 'stored' | 'duplicate';
     try {
-      outcome = await this.#local.enqueue({
+      outcome = await local.enqueue({
         kind: header.kind,
         recipientDevice: device,
         id: header.messageId,
@@ -431,39 +730,209 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
       throw error;
     }
     if (outcome === 'stored') {
-      this.#local.notify(device);
+      local.notify(device);
       this.emit('delivered', peer, device);
     }
   }
 
   /**
-   * Presence is not routed yet, but what a presence object claims is checked already: its
-   * presentity must belong to the peer that sent it (a server speaks only for its own users).
+   * Kind 2: a presence object of one of the peer's users for watchers of ours. The service
+   * hands it only to watchers whose own copy of the subscription is approved: the peer cannot
+   * add watchers, only name them.
    */
-  async #refusePresence(peer: string, body: CborValue): Promise<void> {
-    const header = await this.#header(peer, body);
+  async #deliverPresence(peer: string, body: CborValue): Promise<void> {
+    const presence = await this.#decode(peer, () => decodePresenceBody(body));
+    const header = await this.#header(peer, presence.object);
     if (header.kind !== 'presence') {
       return this.#refuse(
         { type: 'federation.object-refused', peer, reason: 'a sealed message sent as presence' },
         'ERR_PAYLOAD_INVALID',
       );
     }
-    const claimed = parseAddress(header.presentity).domain;
-    if (claimed !== peer) {
-      return this.#refuse(
-        {
-          type: 'federation.sender-refused',
-          peer,
-          claimedDomain: claimed,
-          reason: 'presence of a presentity outside the peer domain',
-        },
-        'ERR_NOT_AUTHORIZED',
-      );
+    await this.#speaksFor(peer, header.presentity, 'presence of a presentity');
+    for (const watcher of presence.watchers) {
+      const domain = domainOf(watcher);
+      if (domain !== this.#domain) return this.#misrouted(peer, `watcher domain ${domain}`);
     }
-    throw new ImppError('ERR_PAYLOAD_INVALID', 'presence over federation is not supported yet');
+    await this.#local().presence({
+      object: presence.object,
+      presentity: header.presentity,
+      watchers: presence.watchers,
+    });
   }
 
-  /** The envelope header of a DATA body, or a refusal (an honest peer sends only envelopes). */
+  /** Kind 3: a watcher's request (the peer speaks for the watcher) or a presentity's decision. */
+  async #deliverSubscription(peer: string, body: CborValue): Promise<void> {
+    const event = await this.#decode(peer, () => decodeSubscriptionBody(body));
+    const [theirs, ours] =
+      event.type === 'subscription'
+        ? [event.watcher, event.presentity]
+        : [event.presentity, event.watcher];
+    await this.#speaksFor(peer, theirs, `${event.type} of a user`);
+    if (domainOf(ours) !== this.#domain) {
+      return this.#misrouted(peer, `${event.type} for a user of ${domainOf(ours)}`);
+    }
+    const local = this.#local();
+    if (event.type === 'subscription') {
+      const { presentity, watcher, action } = event;
+      return local.subscription({ presentity, watcher, action });
+    }
+    const { presentity, watcher, action, presence } = event;
+    if (presence !== undefined) {
+      const header = await this.#header(peer, presence);
+      if (header.kind !== 'presence' || header.presentity !== presentity) {
+        return this.#refuse(
+          {
+            type: 'federation.object-refused',
+            peer,
+            reason: "a decision's presence is not the presentity's presence",
+          },
+          'ERR_PAYLOAD_INVALID',
+        );
+      }
+      return local.decision({ presentity, watcher, action, presence });
+    }
+    return local.decision({ presentity, watcher, action });
+  }
+
+  /**
+   * Kind 4: a look-up by one of the peer's users of one of ours. Answered with kind 5 on the
+   * link, after this DATA is ACKed: waiting here for the answer's own ACK could deadlock two
+   * domains looking each other up (each link delivers one object at a time).
+   */
+  async #answerLookup(peer: string, body: CborValue): Promise<void> {
+    const request = await this.#decode(peer, () => decodeLookupRequest(body));
+    await this.#speaksFor(peer, request.asker, 'look-up by a user');
+    const domain = domainOf(request.address);
+    if (domain !== this.#domain) return this.#misrouted(peer, `look-up of a user of ${domain}`);
+    if (request.op === 'bundles') await this.#limit(this.#lookupLimit, peer, 'bundle look-up');
+    const links = this.#links?.();
+    if (links === undefined) {
+      throw new ImppError('ERR_CONNECTION_CLOSED', 'look-ups are not answered here');
+    }
+    const local = this.#local();
+    let answer: Uint8Array;
+    try {
+      answer =
+        request.op === 'devices'
+          ? encodeLookupAnswer({
+              rid: request.rid,
+              op: 'devices',
+              ok: await local.devices(request.address, request.asker),
+            })
+          : encodeLookupAnswer({
+              rid: request.rid,
+              op: 'bundles',
+              ok: await local.bundles(request.address, request.asker),
+            });
+      if (answer.length > MAX_FEDERATION_BODY_BYTES) {
+        throw new ImppError('ERR_FRAME_TOO_LARGE', 'the answer does not fit a frame');
+      }
+    } catch (error) {
+      const code: ImppErrorCode = isImppError(error) ? error.code : 'ERR_STORAGE';
+      answer = encodeLookupAnswer({ rid: request.rid, error: code });
+    }
+    const object = { id: randomBytes(16), kind: FederationKind.lookupResult, body: answer };
+    this.#sendOnLink(links, peer, object, Date.now() + this.#lookupTimeoutMs).catch(() => {
+      // The asker times out; nothing to keep (a look-up is asked again, not retried here).
+    });
+  }
+
+  /** Kind 5: the answer to one of our look-ups. An answer nobody waits for is ACKed and dropped. */
+  async #takeAnswer(peer: string, body: CborValue): Promise<void> {
+    const { rid, map } = await this.#decode(peer, () => decodeLookupAnswerHead(body));
+    const entry = this.#pending.get(`${peer} ${toHex(rid)}`);
+    // Timed out, or never asked (a peer cannot guess a rid of another peer's look-up).
+    if (entry === undefined) return;
+    let answer: DevicesAnswer | readonly BundleAnswer[];
+    try {
+      const code = answerError(map);
+      if (code !== null) {
+        const known = (IMPP_ERROR_CODES as readonly string[]).includes(code);
+        entry.settle(
+          new ImppError(
+            known ? (code as ImppErrorCode) : 'ERR_PAYLOAD_INVALID',
+            `${peer} could not answer the look-up`,
+          ),
+        );
+        return;
+      }
+      answer = entry.op === 'devices' ? decodeDevicesAnswer(map.ok) : decodeBundlesAnswer(map.ok);
+    } catch (error) {
+      entry.settle(new ImppError('ERR_PAYLOAD_INVALID', `${peer} answered a malformed look-up`));
+      return this.#refuse(
+        {
+          type: 'federation.object-refused',
+          peer,
+          reason: isImppError(error) ? error.message : 'malformed look-up answer',
+        },
+        'ERR_PAYLOAD_INVALID',
+      );
+    }
+    if (entry.op === 'bundles') {
+      for (const bundle of answer as readonly BundleAnswer[]) {
+        const owner = ownerOf(bundle.device);
+        if (owner === entry.address) continue;
+        entry.settle(
+          new ImppError('ERR_PAYLOAD_INVALID', `${peer} answered with another user's bundle`),
+        );
+        const claimed = domainOf(owner);
+        return this.#refuse(
+          claimed === peer
+            ? {
+                type: 'federation.object-refused',
+                peer,
+                reason: 'a bundle of another user than the one asked',
+              }
+            : {
+                type: 'federation.sender-refused',
+                peer,
+                claimedDomain: claimed,
+                reason: 'a bundle of a device outside the peer domain',
+              },
+          'ERR_PAYLOAD_INVALID',
+        );
+      }
+    }
+    entry.settle(null, answer);
+  }
+
+  /** Runs a body decoder; a malformed body is a refusal (an honest peer sends none). */
+  async #decode<T>(peer: string, decode: () => T): Promise<T> {
+    try {
+      return decode();
+    } catch (error) {
+      const reason = isImppError(error) ? error.message : 'malformed body';
+      return this.#refuse(
+        { type: 'federation.object-refused', peer, reason },
+        'ERR_PAYLOAD_INVALID',
+      );
+    }
+  }
+
+  /** The peer may speak only for users of its own domain (T45). */
+  async #speaksFor(peer: string, user: string, what: string): Promise<void> {
+    const claimed = domainOf(user);
+    if (claimed === peer) return;
+    await this.#refuse(
+      {
+        type: 'federation.sender-refused',
+        peer,
+        claimedDomain: claimed,
+        reason: `${what} outside the peer domain`,
+      },
+      'ERR_NOT_AUTHORIZED',
+    );
+  }
+
+  #misrouted(peer: string, what: string): Promise<never> {
+    return this.#refuse(
+      { type: 'federation.misrouted', peer, reason: `${what} is not served here` },
+      'ERR_DOMAIN_NOT_SERVED',
+    );
+  }
+
+  /** The envelope header of a sealed object, or a refusal (an honest peer sends only envelopes). */
   async #header(peer: string, body: CborValue): Promise<EnvelopeHeader> {
     let reason = 'body is not a byte string';
     if (body instanceof Uint8Array) {
@@ -479,49 +948,33 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
   /** Audits a peer's misbehaviour, then throws the REJECT code. */
   async #refuse(event: RouterAuditEvent, code: ImppErrorCode): Promise<never> {
     this.emit('audit', event);
-    if (this.#auditLog !== undefined) await this.#record(this.#auditLog, event);
+    if (this.#auditTrail !== undefined) await this.#record(this.#auditTrail, event);
     throw new ImppError(code, event.reason);
   }
 
-  async #record(log: Pick<AuditRepository, 'append'>, event: RouterAuditEvent): Promise<void> {
-    const now = this.#clock();
-    let budget = this.#auditBudget.get(event.peer);
-    if (budget === undefined || now - budget.start >= this.#auditLimit.windowMs) {
-      budget = { start: now, used: 0, suppressed: budget?.suppressed ?? 0 };
-      this.#auditBudget.set(event.peer, budget);
-    }
-    if (budget.used >= this.#auditLimit.perPeer) {
-      budget.suppressed += 1;
-      return;
-    }
-    budget.used += 1;
-    const suppressed = budget.suppressed;
-    budget.suppressed = 0;
-    try {
-      await log.append({
-        at: now,
-        kind: event.type,
-        principal: null,
-        source: event.peer,
-        outcome: 'refused',
-        details: {
-          peer: event.peer,
-          reason: event.reason,
-          ...(event.claimedDomain === undefined ? {} : { claimedDomain: event.claimedDomain }),
-          ...(suppressed === 0 ? {} : { suppressed }),
-        },
-      });
-    } catch {
-      // The refusal stands whether or not its audit line could be written.
-    }
+  async #record(trail: FederationAuditTrail, event: RouterAuditEvent): Promise<void> {
+    await trail.record({
+      kind: event.type,
+      budgetKey: event.peer,
+      source: event.peer,
+      outcome: 'refused',
+      details: {
+        peer: event.peer,
+        reason: event.reason,
+        ...(event.claimedDomain === undefined ? {} : { claimedDomain: event.claimedDomain }),
+      },
+    });
   }
 
   // -- bounces ----------------------------------------------------------------------------
 
   /**
-   * The outbound driver's `bounce` callback: a delivery-failure notice to each sender device.
-   * Rejects only when the store failed (the driver offers the bounces again later); a sender
-   * device that is gone or whose queue is full loses its notice (`noticeDropped`).
+   * The outbound driver's `bounce` callback: a delivery-failure notice to each sender device of
+   * a sealed object. Presence, subscriptions and decisions that could not be delivered are
+   * dropped without a notice (there is no message a client could match it to; a presentity's
+   * next publish, or the user's next request, is the retry). Rejects only when the store failed
+   * (the driver offers the bounces again later); a sender device that is gone or whose queue is
+   * full loses its notice (`noticeDropped`).
    */
   readonly bounce = async (bounces: readonly OutboundBounce[]): Promise<void> => {
     for (const b of bounces) {
@@ -533,15 +986,16 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
         this.emit('noticeDropped', device, 'ERR_ADDRESS_INVALID');
         continue;
       }
+      const local = this.#local();
       try {
-        const outcome = await this.#local.enqueue({
+        const outcome = await local.enqueue({
           kind: 'notice',
           recipientDevice: device,
           id: noticeId(b.id),
           object: encodeDeliveryNotice(notice),
           arrivedFrom: null,
         });
-        if (outcome === 'stored') this.#local.notify(device);
+        if (outcome === 'stored') local.notify(device);
       } catch (error) {
         if (isImppError(error, 'ERR_NOT_FOUND') || isImppError(error, 'ERR_QUOTA_EXCEEDED')) {
           this.emit('noticeDropped', device, error.code);
@@ -580,5 +1034,57 @@ export class FederationRouter extends Emitter<FederationRouterEvents> {
       queuedAt: b.enqueuedAt,
       at: this.#clock(),
     };
+  }
+}
+
+/**
+ * Splits a watcher list so that each presence body fits the queue's body bound and the
+ * receiver's list bound.
+ */
+function splitWatchers(objectBytes: number, watchers: readonly string[]): string[][] {
+  const parts: string[][] = [];
+  let current: string[] = [];
+  let size = presenceBodySize(objectBytes, []);
+  for (const w of watchers) {
+    const extra = textLength(w);
+    // Generous by a few bytes for the array head growing with the count.
+    if (
+      current.length > 0 &&
+      (size + extra + 4 > MAX_FEDERATION_BODY_BYTES || current.length >= MAX_PRESENCE_WATCHERS)
+    ) {
+      parts.push(current);
+      current = [];
+      size = presenceBodySize(objectBytes, []);
+    }
+    if (size + extra + 4 > MAX_FEDERATION_BODY_BYTES) {
+      throw new ImppError(
+        'ERR_FRAME_TOO_LARGE',
+        'this presence object is too large to cross a link with its watchers',
+      );
+    }
+    current.push(w);
+    size += extra;
+  }
+  if (current.length > 0) parts.push(current);
+  return parts;
+}
+
+/** The code a look-up fails with when its request could not be sent or was refused. */
+function lookupFailure(error: unknown): ImppError {
+  if (!isImppError(error)) {
+    return new ImppError('ERR_CONNECTION_CLOSED', 'the peer could not be reached');
+  }
+  switch (error.code) {
+    case 'ERR_TIMEOUT':
+    case 'ERR_RATE_LIMITED':
+    case 'ERR_DOMAIN_NOT_SERVED':
+    case 'ERR_PAYLOAD_INVALID':
+    case 'ERR_FRAME_TOO_LARGE':
+      return new ImppError(error.code, error.message);
+    case 'ERR_NOT_AUTHORIZED':
+      // From connect (not federated under the links' configuration) or the peer's REJECT.
+      return new ImppError('ERR_DOMAIN_NOT_SERVED', error.message);
+    default:
+      return new ImppError('ERR_CONNECTION_CLOSED', error.message);
   }
 }

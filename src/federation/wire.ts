@@ -37,6 +37,13 @@ export const LinkFrameType = Object.freeze({
 export const OBJECT_ID_BYTES = 16;
 /** Largest `kind` of a DATA frame (what the object is; meanings are defined by routing). */
 export const MAX_OBJECT_KIND = 0xffff;
+/**
+ * DATA kinds that bypass the durable duplicate filter by default: look-ups and their answers
+ * (router.ts, kinds 4 and 5). They are answered, not stored, so a repeat costs one more read and
+ * nothing else, while recording their random ids would fill the filter for nothing. Replay on a
+ * link is stopped by sequence numbers either way.
+ */
+export const DEFAULT_VOLATILE_KINDS: readonly number[] = Object.freeze([4, 5]);
 /** Longest CLOSE or REJECT message kept (characters). */
 export const MAX_LINK_MESSAGE = 200;
 

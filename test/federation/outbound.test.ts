@@ -230,6 +230,45 @@ describe('FederationOutbound', () => {
     expect((await store.federationQueue.peerState('b.example')).attempts).toBe(0);
   });
 
+  it('keeps the back-off at its first step while a throttling peer takes objects', async () => {
+    // B takes ten objects, then refuses one with ERR_RATE_LIMITED (transient), and so on: every
+    // round moves objects, so the drain goes on at B's pace instead of backing off further.
+    let taken = 0;
+    const B = await startB({
+      // One object in flight at a time: each refusal ends its round, so rounds are countable.
+      limits: { window: 1 },
+      deliver: () => {
+        if (taken === 10) {
+          taken = 0;
+          throw new ImppError('ERR_RATE_LIMITED', 'slow down');
+        }
+        taken += 1;
+      },
+    });
+    const A = await startA();
+    route(A, 'b.example', B);
+    const store = openStore();
+    const { out } = driver(A, store, { random: () => 0.5 });
+    const retries: { attempts: number; delayMs: number; code: string }[] = [];
+    out.on('retry', (_peer, info) => retries.push(info));
+    for (let n = 0; n < 100; n++) {
+      await out.enqueue({
+        peer: 'b.example',
+        sender: 'u0@a.example/1',
+        id: newId(),
+        kind: 1,
+        body: body(0, n),
+      });
+    }
+    await until(() => out.activePeers.length === 0, 10_000);
+    expect(retries.length).toBe(9); // objects 11, 22, … 99 of the deliveries are refused once
+    expect(new Set(retries.map((r) => r.code))).toEqual(new Set(['ERR_RATE_LIMITED']));
+    expect(retries.every((r) => r.attempts === 1)).toBe(true);
+    const numbers = bySender(B).get(0) ?? [];
+    expect(numbers.length).toBe(100);
+    expect(new Set(numbers).size).toBe(100);
+  });
+
   it('bounces objects queued past expireAfterMs while the peer stays down', async () => {
     const A = await startA();
     A.routes.set('b.example', [{ host: '127.0.0.1', port: 1 }]);

@@ -1,59 +1,42 @@
 /**
- * Routing across domains over real links on loopback, each domain with its own SQLite store in a
- * temp dir, its durable outbound queue and its store-backed duplicate filter: exactly-once
- * delivery with the stamp, the receiver's checks (third-domain claims, misrouted objects, unknown
- * devices answered as a nonexistent user would be, peers no longer allowed), the sender's policy
- * check, queueing while the peer is down, and bounce notices.
- *
- * `TestLocal` is the LocalDelivery the service will implement: sealed objects go to the real
- * SQLite device queue; the stamp and the notices, for which the queue has no column or kind yet
- * (the wiring step), are kept beside it in memory.
+ * Routing of sealed messages across domains over real links on loopback, each domain with its
+ * own SQLite store in a temp dir, its durable outbound queue and its store-backed duplicate
+ * filter (router-harness.ts): exactly-once delivery with the stamp, the receiver's checks
+ * (third-domain claims, misrouted objects, unknown devices answered as a nonexistent user would
+ * be, peers no longer allowed), the sender's policy check, queueing while the peer is down, and
+ * bounce notices. Presence and subscriptions: router-presence.test.ts; look-ups:
+ * router-lookup.test.ts; rate limits: router-limits.test.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes, toHex } from '../../src/crypto/index.js';
 import { ImppError, isImppError } from '../../src/errors.js';
 import {
   type DeliveryNotice,
-  type FederationAuditEvent,
-  FederationEndpoint,
   FederationKind,
-  FederationOutbound,
-  type FederationOutboundOptions,
-  FederationRouter,
   LinkFrameType,
-  type LocalDelivery,
-  type LocalItem,
   type OutboundBounce,
-  type RouterAuditEvent,
-  StoreDedup,
   decodeDeliveryNotice,
   encodeDeliveryNotice,
+  encodePresenceBody,
   federationObjectId,
-  signDomainProof,
 } from '../../src/federation/index.js';
 import { MAX_SEALED_BYTES } from '../../src/seal/constants.js';
 import { readEnvelopeHeader } from '../../src/seal/header.js';
-import {
-  type SqliteServiceStore,
-  type StoreQuotas,
-  openSqliteServiceStore,
-} from '../../src/service/store/index.js';
 import { type CborValue, encodeStrictCbor } from '../../src/transport/cbor-strict.js';
-import { parseDeviceAddress } from '../../src/trust/address.js';
-import type { DomainTrustConfig } from '../../src/trust/config.js';
 import { sealedMessage, sealedPresence } from '../service/store/envelopes.js';
+import { type TestDomain, makeDomain, newId, trustFor, until } from './helpers.js';
 import {
-  type PeerRule,
-  RawPeer,
-  type TestDomain,
-  makeDomain,
-  newId,
-  trustFor,
-  until,
-} from './helpers.js';
+  ALICE,
+  BOB,
+  Harness,
+  addDevice,
+  eventually,
+  link,
+  nextFrame as answer,
+  pendingOf,
+  rejectsWith,
+  send,
+} from './router-harness.js';
 
 let a: TestDomain;
 let b: TestDomain;
@@ -62,255 +45,20 @@ beforeAll(async () => {
   [a, b] = await Promise.all([makeDomain('a.example'), makeDomain('b.example')]);
 });
 
-/** The service's side of the seam, over the real store (see the file comment). */
-class TestLocal implements LocalDelivery {
-  readonly stamps = new Map<string, string>();
-  readonly notices = new Map<string, Map<string, Uint8Array>>();
-  readonly notified: string[] = [];
-  constructor(private readonly store: SqliteServiceStore) {}
+const harness = new Harness((d) =>
+  d === a
+    ? [
+        { domain: 'b.example', proof: 'key', publicKey: b.key.publicKey },
+        { domain: 'c.example', proof: 'deny' },
+      ]
+    : [{ domain: 'a.example', proof: 'key', publicKey: a.key.publicKey }],
+);
 
-  async deviceActive(device: string): Promise<boolean> {
-    const { address, deviceId } = parseDeviceAddress(device);
-    const d = await this.store.devices.get(`${address.user}@${address.domain}`, deviceId);
-    return d !== undefined && !d.revoked;
-  }
+afterEach(() => harness.close());
 
-  async enqueue(item: LocalItem): Promise<'stored' | 'duplicate'> {
-    if (item.kind === 'notice') {
-      if (!(await this.deviceActive(item.recipientDevice))) {
-        throw new ImppError('ERR_NOT_FOUND', 'recipient device is not registered');
-      }
-      const box = this.notices.get(item.recipientDevice) ?? new Map<string, Uint8Array>();
-      this.notices.set(item.recipientDevice, box);
-      const key = toHex(item.id);
-      if (box.has(key)) return 'duplicate';
-      box.set(key, item.object);
-      return 'stored';
-    }
-    const outcome = await this.store.queue.enqueue({
-      id: item.id,
-      recipientDevice: item.recipientDevice,
-      kind: item.kind,
-      bytes: item.object,
-      receivedAt: Date.now(),
-    });
-    if (outcome.status === 'stored') {
-      this.stamps.set(`${item.recipientDevice} ${toHex(item.id)}`, item.arrivedFrom);
-    }
-    return outcome.status;
-  }
-
-  notify(device: string): void {
-    this.notified.push(device);
-  }
-
-  noticesOf(device: string): DeliveryNotice[] {
-    return [...(this.notices.get(device)?.values() ?? [])].map(decodeDeliveryNotice);
-  }
-}
-
-interface Dom {
-  readonly d: TestDomain;
-  readonly store: SqliteServiceStore;
-  readonly endpoint: FederationEndpoint;
-  readonly outbound: FederationOutbound;
-  readonly router: FederationRouter;
-  readonly local: TestLocal;
-  readonly port: number;
-  readonly routes: Map<string, { host: string; port: number }[]>;
-  readonly audit: RouterAuditEvent[];
-  readonly linkAudit: FederationAuditEvent[];
-  readonly bounces: OutboundBounce[];
-  /** When `trust` is set, the router follows it instead of the endpoint's configuration. */
-  readonly reloaded: { trust?: DomainTrustConfig };
-}
-
-const doms: Dom[] = [];
-const raws: RawPeer[] = [];
-const dirs: string[] = [];
-
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.destroy();
-  for (const dom of doms.splice(0)) {
-    await dom.outbound.close();
-    await dom.endpoint.close();
-    await dom.store.close();
-  }
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function peersOf(d: TestDomain): PeerRule[] {
-  if (d === a) {
-    return [
-      { domain: 'b.example', proof: 'key', publicKey: b.key.publicKey },
-      { domain: 'c.example', proof: 'deny' },
-    ];
-  }
-  return [{ domain: 'a.example', proof: 'key', publicKey: a.key.publicKey }];
-}
-
-async function startDomain(
-  d: TestDomain,
-  options: {
-    outbound?: Partial<FederationOutboundOptions>;
-    quotas?: Partial<StoreQuotas>;
-    auditLimit?: { perPeer: number; windowMs: number };
-  } = {},
-): Promise<Dom> {
-  const { outbound: outboundOptions = {}, quotas = {}, auditLimit } = options;
-  const dir = mkdtempSync(join(tmpdir(), 'impp-fedroute-'));
-  dirs.push(dir);
-  const store = openSqliteServiceStore({ path: join(dir, 'store.db'), quotas });
-  const trust = trustFor(d.domain, peersOf(d));
-  const routes = new Map<string, { host: string; port: number }[]>();
-  const local = new TestLocal(store);
-  const audit: RouterAuditEvent[] = [];
-  const linkAudit: FederationAuditEvent[] = [];
-  const bounces: OutboundBounce[] = [];
-  // The endpoint, the driver and the router refer to each other: built in this order.
-  const late: { router?: FederationRouter } = {};
-  const endpoint = new FederationEndpoint({
-    local: {
-      domain: d.domain,
-      tls: { certPem: d.cert.certPem, keyPem: d.cert.keyPem },
-      domainKey: d.key.secretKey,
-    },
-    trust,
-    deliver: (o) => (late.router as FederationRouter).deliver(o),
-    dedup: new StoreDedup(store.federationSeen),
-    limits: { preAuthTimeoutMs: 3000 },
-    resolve: { overrides: routes },
-  });
-  endpoint.on('audit', (e) => linkAudit.push(e));
-  const outbound = new FederationOutbound({
-    endpoint,
-    queue: store.federationQueue,
-    bounce: async (list) => {
-      bounces.push(...list);
-      await (late.router as FederationRouter).bounce(list);
-    },
-    retry: { baseMs: 20, maxMs: 100 },
-    ...outboundOptions,
-  });
-  const reloaded: { trust?: DomainTrustConfig } = {};
-  const router = new FederationRouter({
-    domain: d.domain,
-    trust: () => reloaded.trust ?? trust,
-    outbound,
-    local,
-    auditLog: store.audit,
-    ...(auditLimit === undefined ? {} : { auditLimit }),
-  });
-  router.on('audit', (e) => audit.push(e));
-  late.router = router;
-  const port = await endpoint.listen({ port: 0, host: '127.0.0.1' });
-  await outbound.start();
-  const dom: Dom = {
-    d,
-    store,
-    endpoint,
-    outbound,
-    router,
-    local,
-    port,
-    routes,
-    audit,
-    linkAudit,
-    bounces,
-    reloaded,
-  };
-  doms.push(dom);
-  return dom;
-}
-
-function link(from: Dom, to: Dom): void {
-  from.routes.set(to.d.domain, [{ host: '127.0.0.1', port: to.port }]);
-}
-
-async function addDevice(store: SqliteServiceStore, device: string): Promise<void> {
-  const { address, deviceId } = parseDeviceAddress(device);
-  await store.devices.register({
-    address: `${address.user}@${address.domain}`,
-    deviceId,
-    identityKey: randomBytes(32),
-    enrolment: randomBytes(64),
-    createdAt: Date.now(),
-  });
-}
-
-const ALICE = 'alice@a.example/laptop';
-const BOB = 'bob@b.example/phone';
-
-/** A SEND from `from` of a sealed object for `to`, as the session would hand it over. */
-async function send(
-  dom: Dom,
-  to: string,
-  from = ALICE,
-  id = newId(),
-): Promise<{ object: Uint8Array; id: Uint8Array; duplicate: boolean }> {
-  const object = sealedMessage(to, id);
-  const { duplicate } = await dom.router.route({
-    object,
-    header: readEnvelopeHeader(object),
-    fromDevice: from,
-  });
-  return { object, id, duplicate };
-}
-
-/** The device's queue, as hex (the store hands out Buffers). */
-async function pendingOf(dom: Dom, device: string): Promise<string[]> {
-  return (await dom.store.queue.pending(device, { limit: 1000 })).map((p) => toHex(p.bytes));
-}
-
-/** A hand-driven a.example, authenticated to `B` with A's real key. */
-async function rawA(B: Dom): Promise<RawPeer> {
-  const raw = await RawPeer.connect(B.port, 'b.example', undefined);
-  raws.push(raw);
-  raw.send(LinkFrameType.OPEN, {
-    versions: [1],
-    from: 'a.example',
-    to: 'b.example',
-    want: 'certificate',
-    window: 64,
-    maxFrameBytes: 1024 * 1024,
-  });
-  expect((await raw.next())?.type).toBe(LinkFrameType.ACCEPT);
-  raw.send(LinkFrameType.PROOF, {
-    proof: signDomainProof(a.key.secretKey, 'initiator', {
-      initiator: 'a.example',
-      responder: 'b.example',
-      exporter: raw.exporter(),
-    }),
-  });
-  expect((await raw.next())?.type).toBe(LinkFrameType.READY);
-  return raw;
-}
-
-async function answer(raw: RawPeer): Promise<{ type: number; body: Record<string, unknown> }> {
-  for (;;) {
-    const f = await raw.next();
-    if (f === null) throw new Error('link closed');
-    if (f.type === LinkFrameType.PING) continue;
-    return { type: f.type, body: f.body as Record<string, unknown> };
-  }
-}
-
-/** Waits until the (async) check holds, or fails after `ms`. */
-async function eventually(check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string): Promise<void> {
-  const error = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(isImppError(error) ? error.code : error).toBe(code);
-}
+const startDomain = (d: TestDomain, options?: Parameters<Harness['start']>[1]) =>
+  harness.start(d, options);
+const rawA = (B: Awaited<ReturnType<typeof startDomain>>) => harness.raw(a, B);
 
 describe('FederationRouter: a.example → b.example', () => {
   it('delivers a message exactly once, to the right device, stamped with a.example', async () => {
@@ -503,16 +251,19 @@ describe('FederationRouter: what the receiving domain refuses', () => {
     expect(await pendingOf(B, BOB)).toEqual([]);
   });
 
-  it('refuses and audits an object whose envelope claims a third domain (router check)', async () => {
+  it('refuses and audits presence whose envelope claims a third domain (router check)', async () => {
     const [A, B] = await Promise.all([startDomain(a), startDomain(b)]);
     link(A, B);
     // a.example misbehaving: its own queue, bypassing its router's checks.
     await A.outbound.enqueue({
       peer: 'b.example',
-      sender: ALICE,
+      sender: 'alice@a.example',
       id: newId(),
       kind: FederationKind.presence,
-      body: sealedPresence('carol@c.example', 1),
+      body: encodePresenceBody({
+        object: sealedPresence('carol@c.example', 1),
+        watchers: ['bob@b.example'],
+      }),
     });
     await until(() => A.bounces.length === 1);
     expect(A.bounces[0]).toMatchObject({ reason: 'refused', code: 'ERR_NOT_AUTHORIZED' });
@@ -530,16 +281,20 @@ describe('FederationRouter: what the receiving domain refuses', () => {
       outcome: 'refused',
       details: { peer: 'a.example', claimedDomain: 'c.example' },
     });
-    // The same kind for its own presentity is refused as not supported yet, and not audited.
+    expect(B.local.presences).toEqual([]);
+    // Its own presentity's presence is handed to the service, not audited.
     await A.outbound.enqueue({
       peer: 'b.example',
-      sender: ALICE,
+      sender: 'alice@a.example',
       id: newId(),
       kind: FederationKind.presence,
-      body: sealedPresence('alice@a.example', 1),
+      body: encodePresenceBody({
+        object: sealedPresence('alice@a.example', 1),
+        watchers: ['bob@b.example'],
+      }),
     });
-    await until(() => A.bounces.length === 2);
-    expect(A.bounces[1]).toMatchObject({ reason: 'refused', code: 'ERR_PAYLOAD_INVALID' });
+    await until(() => B.local.presences.length === 1);
+    expect(A.bounces).toHaveLength(1);
     expect(B.audit).toHaveLength(1);
   });
 
@@ -593,7 +348,7 @@ describe('FederationRouter: what the receiving domain refuses', () => {
   });
 
   it('bounds the audit records one peer can cause, and says how many it left out', async () => {
-    const B = await startDomain(b, { auditLimit: { perPeer: 3, windowMs: 300 } });
+    const B = await startDomain(b, { router: { auditLimit: { perPeer: 3, windowMs: 300 } } });
     const raw = await rawA(B);
     let seq = 0;
     const garbage = async (): Promise<void> => {
