@@ -169,7 +169,7 @@ export function findLeaks(
 }
 
 /** Records a client's events and waits, bounded, for one that matches. */
-class Inbox<T> {
+export class Inbox<T> {
   readonly seen: T[] = [];
   #waiters: { test: (v: T) => boolean; done: (v: T | undefined) => void }[] = [];
 

@@ -7,6 +7,7 @@
  * in the database files.
  */
 import type { Command } from 'commander';
+import type { FederatedDemoResult } from './demo-federated.js';
 import type { DemoResult, DemoStep, StoredObject, StoreSnapshot } from './demo-scenario.js';
 import { CliExit, colorEnabled, makeStyle, type CliIo, type Style } from './io.js';
 
@@ -15,6 +16,8 @@ const HEX_PREVIEW_BYTES = 16;
 /** Width of Alice's column in the side-by-side view. */
 const COLUMN_WIDTH = 48;
 const MODE = 'one process: a server on 127.0.0.1 and two clients over TLS';
+const FEDERATED_MODE =
+  'one process: two domains, each with its own server on 127.0.0.1, linked server to server';
 
 /** Version of the `--json` summary, bumped on any incompatible change. */
 export const DEMO_JSON_VERSION = 2;
@@ -32,6 +35,7 @@ export function registerDemo(
   program: Command,
   io: CliIo,
   scenario: () => Promise<DemoResult> = runScenario,
+  federated: () => Promise<FederatedDemoResult> = runFederated,
 ): void {
   program
     .command('demo')
@@ -42,6 +46,10 @@ export function registerDemo(
         'saw and what the server stored.',
     )
     .option('--json', 'print a machine-readable summary (stored bytes in base64)')
+    .option(
+      '--federated',
+      'two domains (a.example, b.example) with a server each: presence and messages across',
+    )
     .addHelpText(
       'after',
       [
@@ -56,13 +64,30 @@ export function registerDemo(
         '  files (with the write-ahead log) for every text: it exits 1 if any is found.',
         '  The temporary folder is removed at the end.',
         '',
+        'With --federated: two domains in one process, a.example and b.example, each with its',
+        '  own local CA, domain key, store and server-to-server listener on 127.0.0.1; a.example',
+        '  accepts b.example by its pinned domain key, b.example accepts a.example by a',
+        '  certificate from its CA. alice@a.example and bob@b.example approve each other’s',
+        '  presence across the domains, publish, and write to each other both ways.',
+        '',
         'Examples:',
         '  $ impp demo',
         '  $ impp demo --json | jq .checks',
+        '  $ impp demo --federated',
         '  $ NO_COLOR=1 impp demo',
       ].join('\n'),
     )
-    .action(async (options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean; federated?: boolean }) => {
+      if (options.federated === true) {
+        const fed = await federated();
+        if (options.json === true) {
+          io.stdout.write(`${JSON.stringify(federatedDemoJson(fed), null, 2)}\n`);
+        } else {
+          io.stdout.write(renderFederatedDemo(fed, makeStyle(colorEnabled(io.stdout, io.env))));
+        }
+        if (!fed.checks.every((c) => c.passed) || fed.leaks.length > 0) throw new CliExit(1);
+        return;
+      }
       const result = await scenario();
       if (options.json === true) io.stdout.write(`${JSON.stringify(demoJson(result), null, 2)}\n`);
       else io.stdout.write(renderDemo(result, makeStyle(colorEnabled(io.stdout, io.env))));
@@ -74,6 +99,11 @@ export function registerDemo(
 async function runScenario(): Promise<DemoResult> {
   const { runDemoScenario } = await import('./demo-scenario.js');
   return runDemoScenario();
+}
+
+async function runFederated(): Promise<FederatedDemoResult> {
+  const { runFederatedDemo } = await import('./demo-federated.js');
+  return runFederatedDemo();
 }
 
 function hex(bytes: Uint8Array, count: number): string {
@@ -213,5 +243,56 @@ export function demoJson(result: DemoResult): Record<string, unknown> {
     leaks: result.leaks,
     plaintext: result.plaintext,
     serverStoreContainsNoPlaintext: result.leaks.length === 0,
+  };
+}
+
+/**
+ * The human-readable report of `impp demo --federated`.
+ *
+ * @example
+ * ```ts
+ * io.stdout.write(renderFederatedDemo(await runFederatedDemo(), makeStyle(false)));
+ * ```
+ */
+export function renderFederatedDemo(result: FederatedDemoResult, style: Style): string {
+  const yes = (ok: boolean): string => (ok ? style.good('yes') : style.bad('NO'));
+  let out = `${style.bold('impp demo --federated')}: ${FEDERATED_MODE}\n`;
+  for (const d of result.domains) {
+    out +=
+      `domain ${d.domain}: clients on ${d.listen}, peers on ${d.federation}; ` +
+      `accepts ${d.accepts}\n`;
+  }
+  result.steps.forEach((step, i) => {
+    out += renderStep(step, i + 1, style);
+  });
+  out += `\n${style.bold('Checks')}\n`;
+  for (const c of result.checks) out += `  ${yes(c.passed).padEnd(3)}  ${c.claim}\n`;
+  const files = result.files.map((f) => `${f.name} (${f.size} bytes)`).join(', ');
+  out += `  searched the database files of both domains: ${files}\n`;
+  for (const leak of result.leaks) out += `  ${style.bad('leak')}  ${leak.what} in ${leak.where}\n`;
+  out += `\nservers' stores contain no plaintext: ${yes(result.leaks.length === 0)}\n`;
+  return out;
+}
+
+/**
+ * The `--federated --json` summary.
+ *
+ * @example
+ * ```ts
+ * const summary = federatedDemoJson(await runFederatedDemo());
+ * ```
+ */
+export function federatedDemoJson(result: FederatedDemoResult): Record<string, unknown> {
+  return {
+    version: DEMO_JSON_VERSION,
+    mode: FEDERATED_MODE,
+    domains: result.domains,
+    steps: result.steps,
+    links: result.links,
+    plaintext: result.plaintext,
+    files: result.files,
+    checks: result.checks,
+    leaks: result.leaks,
+    serverStoresContainNoPlaintext: result.leaks.length === 0,
   };
 }

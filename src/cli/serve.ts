@@ -35,6 +35,11 @@ export interface RunningServer {
   readonly tls: Endpoint;
   /** The WebSocket listener (`wss://host:port/impp`), when enabled. */
   readonly websocket: Endpoint | undefined;
+  /**
+   * The server-to-server listener and the domain key's public half (base64url, what a peer
+   * pins as `proof: { type: pinned-key }`), when federation is enabled.
+   */
+  readonly federation: { readonly listen: Endpoint; readonly domainKey: string } | undefined;
   /** The local CA a client must trust; `undefined` with the operator's own certificate. */
   readonly ca: { readonly certPath: string; readonly fingerprint: string } | undefined;
   /** `true` when this start created the CA (first start). */
@@ -123,7 +128,10 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
   });
   let auth: Awaited<ReturnType<typeof authConfig.authenticatorFromConfig>> | undefined;
   let server: InstanceType<typeof ImppServer> | undefined;
+  let node: import('../federation/node.js').FederationNode | undefined;
   const cleanUp = async (): Promise<void> => {
+    // Federation first: until its links are closed, peers may still be writing to the store.
+    await node?.close();
     await server?.close();
     await store.close();
     await auth?.close();
@@ -137,6 +145,16 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
       // Relative keytab, CA and secret-file paths in a config file mean "next to that file".
       ...(config.source === undefined ? {} : { baseDir: dirname(resolve(config.source)) }),
     });
+    if (config.federation.enabled) {
+      const { buildFederationNode } = await import('./serve-federation.js');
+      node = buildFederationNode({
+        config,
+        store,
+        serverTls: { certPem: files.tls.certPem, keyPem: files.tls.keyPem },
+        domainKey: files.domainKey,
+        log: logger.child({ component: 'federation' }),
+      });
+    }
     server = new ImppServer({
       domain: config.domain,
       tls: { key: files.tls.keyPem, cert: files.tls.certPem },
@@ -150,9 +168,11 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
       limits: config.limits,
       websocket: { path: WEBSOCKET_PATH },
       log: logger.child({ component: 'server' }),
+      ...(node === undefined ? {} : { remote: node.router }),
     });
+    node?.attach(server.federationInbound);
     const listenOn = async (
-      kind: 'tls' | 'websocket',
+      kind: 'tls' | 'websocket' | 'federation',
       listen: (o: Endpoint) => Promise<{ port: number }>,
       where: Endpoint,
     ): Promise<Endpoint> => {
@@ -166,7 +186,8 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
         throw new errors.ImppError(
           'ERR_CONFIG_INVALID',
           `cannot listen on ${where.host}:${where.port} for ${kind} (${code}); ` +
-            `set listen.${kind}.port in the configuration file`,
+            `set ${kind === 'federation' ? 'federation.listen' : `listen.${kind}`}.port in the ` +
+            'configuration file',
           { cause: error },
         );
       }
@@ -176,12 +197,26 @@ export async function startServer(options: ServeOptions, io: CliIo): Promise<Run
     const websocket = config.listen.websocket.enabled
       ? await listenOn('websocket', (o) => running.listenWebSocket(o), config.listen.websocket)
       : undefined;
+    const federating = node;
+    const federation =
+      federating === undefined
+        ? undefined
+        : {
+            listen: await listenOn(
+              'federation',
+              async (o) => ({ port: await federating.listen(o) }),
+              config.federation.listen,
+            ),
+            // Unpadded base64url, as the trust configuration spells pinned keys.
+            domainKey: Buffer.from(files.domainKey.publicKey).toString('base64url'),
+          };
     let stopping: Promise<void> | undefined;
     return {
       domain: config.domain,
       dataDir: files.dataDir,
       tls,
       websocket,
+      federation,
       ca:
         localCa === undefined
           ? undefined
@@ -221,6 +256,13 @@ export function banner(running: RunningServer, flags = ''): string[] {
     const ws = running.websocket;
     lines.push(
       `  listening (WebSocket):  wss://${hostForUrl(ws.host)}:${ws.port}${WEBSOCKET_PATH}`,
+    );
+  }
+  if (running.federation !== undefined) {
+    const f = running.federation.listen;
+    lines.push(
+      `  listening (federation): ${hostForUrl(f.host)}:${f.port}`,
+      `  domain key (peers pin): ${running.federation.domainKey}`,
     );
   }
   lines.push(`  data folder:            ${running.dataDir}`);
@@ -264,7 +306,9 @@ export function registerServe(program: Command, io: CliIo): void {
         '127.0.0.1 (TLS on 5330, WebSocket on 5331) and keeps everything in ./.impp: the first ' +
         'start creates a domain key, a local CA and a server certificate; later starts reuse them. ' +
         'Logs are JSON lines on standard error (never message content, passwords or keys). ' +
-        'SIGTERM or Ctrl-C stops it gracefully.',
+        'SIGTERM or Ctrl-C stops it gracefully. When the trust section allows peer domains ' +
+        '(trust.federation), it also listens for them (server to server, port 5332; see the ' +
+        'federation section in docs/operations.md).',
     )
     .option('--config <file>', 'server configuration file (YAML; default: $IMPP_CONFIG, or none)')
     .option(

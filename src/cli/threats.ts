@@ -13,7 +13,14 @@ import { tmpdir } from 'node:os';
 import { rootCertificates } from 'node:tls';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { ClientPki, StorageAccess, Target, TestAccount, Threat } from '../threats/types.js';
+import type {
+  ClientPki,
+  FederationAccess,
+  StorageAccess,
+  Target,
+  TestAccount,
+  Threat,
+} from '../threats/types.js';
 import { CliExit, type CliIo } from './io.js';
 
 /** Options of `impp threats`, as commander parses them. */
@@ -38,7 +45,19 @@ export interface ThreatsCliOptions {
   readonly stateDir?: string;
   readonly clientCaCert?: string;
   readonly clientCaKey?: string;
+  readonly federation?: string;
+  readonly peerDomain?: string;
+  readonly peerCert?: string;
+  readonly peerKey?: string;
+  readonly keyPeerDomain?: string;
+  readonly keyPeerSeed?: string;
 }
+
+/**
+ * The domain of the `--spawn` server: a name under `.example` (RFC 2606), not `localhost`,
+ * because a federating domain must be one a peer can name in a certificate.
+ */
+export const SPAWN_DOMAIN = 'target.threats.example';
 
 /** How many accounts `--spawn` creates: enough for every threat (`accounts:4`). */
 export const SPAWN_ACCOUNTS = ['alice', 'bob', 'carol', 'dave'] as const;
@@ -60,6 +79,8 @@ interface Deployment {
   readonly stateDir: string;
   /** Client certificates the deployment accepts for EXTERNAL (T52, T53), when the run has them. */
   readonly pki?: ClientPki;
+  /** The federation endpoint and the suite's peer domains (T27, T28, T45–T47), when known. */
+  readonly federation?: FederationAccess;
   close(): Promise<void>;
 }
 
@@ -102,7 +123,9 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
     import('../crypto/random.js'),
   ]);
   const { createSuiteClientPki } = await import('../threats/pki.js');
+  const { prepareFederatedSpawn, auditFromLog } = await import('../threats/federated-spawn.js');
   const work = mkdtempSync(join(tmpdir(), 'impp-threats-'));
+  let federated: Awaited<ReturnType<typeof prepareFederatedSpawn>> | undefined;
   try {
     const dataDir = join(work, 'data');
     const logFile = join(work, 'server.log');
@@ -112,6 +135,8 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
     const pki = await createSuiteClientPki();
     const clientCaPath = join(work, 'client-ca.pem');
     writeFileSync(clientCaPath, pki.caPem);
+    // Federation with peer domains whose credentials the suite holds (T27, T28, T45–T47).
+    federated = await prepareFederatedSpawn(work, SPAWN_DOMAIN);
     // The embedded defaults, except free ports, this data folder, debug logs (more to grep) and
     // a short pre-authentication deadline: T24 waits for it to strike, and the shipped 30 s
     // would be most of the run. The server is the suite's own; --target is never changed.
@@ -119,13 +144,14 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
       configPath,
       [
         'version: 1',
-        'domain: localhost',
+        `domain: ${SPAWN_DOMAIN}`,
         `dataDir: ${JSON.stringify(dataDir)}`,
         'listen:',
         '  tls: { host: 127.0.0.1, port: 0 }',
         '  websocket: { host: 127.0.0.1, port: 0 }',
         'log: { level: debug }',
         `limits: { preAuthTimeoutMs: ${SPAWN_PRE_AUTH_TIMEOUT_MS} }`,
+        ...federated.federationYaml,
         'trust:',
         '  authentication:',
         '    mechanisms: [SCRAM-SHA-256-PLUS, SCRAM-SHA-256, EXTERNAL]',
@@ -136,6 +162,7 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
         `        trustAnchors: { path: ${JSON.stringify(clientCaPath)} }`,
         '        revocation: none',
         '        addressFrom: san-email',
+        ...federated.trustYaml,
         '',
       ].join('\n'),
     );
@@ -174,9 +201,12 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
       },
     );
     if (running.ca === undefined) throw new Error('the spawned server has no local CA');
+    if (running.federation === undefined) throw new Error('the spawned server does not federate');
+    const fedListen = running.federation.listen;
     io.stderr.write(
-      `spawned a server for ${running.domain} on ${running.tls.host}:${running.tls.port} (data in ${running.dataDir})\n`,
+      `spawned a server for ${running.domain} on ${running.tls.host}:${running.tls.port}, federation on ${fedListen.host}:${fedListen.port} (data in ${running.dataDir})\n`,
     );
+    const fed = federated;
     return {
       mode: 'spawn',
       target: {
@@ -193,15 +223,20 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
       // Fresh accounts each time: the stewards go with the server.
       stateDir: join(work, 'stewards'),
       pki,
+      federation: fed.access(fedListen.host, fedListen.port, running.domain, () =>
+        auditFromLog(logFile),
+      ),
       async close() {
         try {
           await running.stop();
         } finally {
+          await fed.close();
           rmSync(work, { recursive: true, force: true });
         }
       },
     };
   } catch (error) {
+    await federated?.close();
     rmSync(work, { recursive: true, force: true });
     throw error;
   }
@@ -258,6 +293,7 @@ async function targetDeployment(options: ThreatsCliOptions, io: CliIo): Promise<
           files.readText(options.clientCaCert, 'client CA certificate'),
           files.readText(options.clientCaKey, 'client CA key'),
         );
+  const federation = await federationAccess(options, domain);
   const storage =
     options.dataDir === undefined
       ? undefined
@@ -284,7 +320,115 @@ async function targetDeployment(options: ThreatsCliOptions, io: CliIo): Promise<
     storage,
     stateDir: resolve(options.stateDir ?? steward.defaultStateDir(target)),
     ...(pki === undefined ? {} : { pki }),
+    ...(federation === undefined ? {} : { federation }),
     close: () => Promise.resolve(),
+  };
+}
+
+/** `HOST:PORT` (IPv6 in brackets), or undefined when it is not one. */
+function hostAndPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  const host = m?.[1] ?? m?.[2];
+  return host === undefined || !(port > 0 && port < 65536) ? undefined : { host, port };
+}
+
+/**
+ * The target's federation endpoint and the peers the operator configured for the suite
+ * (`--federation` with `--peer-domain`/`--peer-cert`/`--peer-key` and/or
+ * `--key-peer-domain`/`--key-peer-seed`); undefined without `--federation`.
+ */
+async function federationAccess(
+  options: ThreatsCliOptions,
+  domain: string,
+): Promise<FederationAccess | undefined> {
+  const [{ ImppError }, files, cryptoModule, addressModule] = await Promise.all([
+    import('../errors.js'),
+    import('../threats/files.js'),
+    import('../crypto/index.js'),
+    import('../trust/address.js'),
+  ]);
+  const x509Flags = [options.peerDomain, options.peerCert, options.peerKey];
+  const keyFlags = [options.keyPeerDomain, options.keyPeerSeed];
+  const anyPeer = [...x509Flags, ...keyFlags].some((v) => v !== undefined);
+  if (options.federation === undefined) {
+    if (anyPeer) {
+      throw new ImppError(
+        'ERR_INVALID_ARGUMENT',
+        "the peer options need --federation HOST:PORT (the target's federation port)",
+      );
+    }
+    return undefined;
+  }
+  const at = hostAndPort(options.federation);
+  if (at === undefined) {
+    throw new ImppError(
+      'ERR_INVALID_ARGUMENT',
+      '--federation must be HOST:PORT, e.g. im.example.com:5332',
+    );
+  }
+  const some = (list: readonly (string | undefined)[]): boolean =>
+    list.some((v) => v !== undefined);
+  const all = (list: readonly (string | undefined)[]): boolean =>
+    list.every((v) => v !== undefined);
+  if (some(x509Flags) && !all(x509Flags)) {
+    throw new ImppError(
+      'ERR_INVALID_ARGUMENT',
+      '--peer-domain, --peer-cert and --peer-key go together (a peer the target accepts by X.509)',
+    );
+  }
+  if (some(keyFlags) && !all(keyFlags)) {
+    throw new ImppError(
+      'ERR_INVALID_ARGUMENT',
+      '--key-peer-domain and --key-peer-seed go together (a peer the target accepts by a pinned key)',
+    );
+  }
+  if (!anyPeer) {
+    throw new ImppError(
+      'ERR_INVALID_ARGUMENT',
+      '--federation needs a peer the target federates with for the suite: --peer-domain with ' +
+        '--peer-cert and --peer-key, and/or --key-peer-domain with --key-peer-seed',
+    );
+  }
+  const name = (value: string, flag: string): string => {
+    try {
+      return addressModule.normalizeDomain(value);
+    } catch (cause) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', `${flag} must be a domain name`, { cause });
+    }
+  };
+  let keyPeer: FederationAccess['keyPeer'];
+  if (options.keyPeerDomain !== undefined && options.keyPeerSeed !== undefined) {
+    if (!/^[0-9a-fA-F]{64}$/.test(options.keyPeerSeed)) {
+      throw new ImppError(
+        'ERR_INVALID_ARGUMENT',
+        '--key-peer-seed must be 64 hex digits (the Ed25519 seed whose public key the target pins)',
+      );
+    }
+    const seed = Uint8Array.from(Buffer.from(options.keyPeerSeed, 'hex'));
+    keyPeer = {
+      domain: name(options.keyPeerDomain, '--key-peer-domain'),
+      key: cryptoModule.generateSigningKeyPair(seed),
+    };
+  }
+  return {
+    host: at.host,
+    port: at.port,
+    domain,
+    ...(options.peerDomain === undefined ||
+    options.peerCert === undefined ||
+    options.peerKey === undefined
+      ? {}
+      : {
+          x509Peer: {
+            domain: name(options.peerDomain, '--peer-domain'),
+            cert: {
+              certPem: files.readText(options.peerCert, 'peer certificate'),
+              keyPem: files.readText(options.peerKey, 'peer key'),
+            },
+          },
+        }),
+    ...(keyPeer === undefined ? {} : { keyPeer }),
   };
 }
 
@@ -329,6 +473,12 @@ export async function runThreatsCommand(
       ['--ca', options.ca],
       ['--client-ca-cert', options.clientCaCert],
       ['--client-ca-key', options.clientCaKey],
+      ['--federation', options.federation],
+      ['--peer-domain', options.peerDomain],
+      ['--peer-cert', options.peerCert],
+      ['--peer-key', options.peerKey],
+      ['--key-peer-domain', options.keyPeerDomain],
+      ['--key-peer-seed', options.keyPeerSeed],
     ] as const) {
       if (value !== undefined) {
         throw new ImppError(
@@ -381,6 +531,7 @@ export async function runThreatsCommand(
         target: deployment.target,
         listSigner: stewards.signer,
         ...(deployment.pki === undefined ? {} : { pki: deployment.pki }),
+        ...(deployment.federation === undefined ? {} : { federation: deployment.federation }),
         accounts: deployment.accounts,
         storage: deployment.storage,
         dos: { enabled: options.dos === true, maxRate: options.dosRate ?? 20 },
@@ -467,6 +618,15 @@ export function registerThreats(
       '--client-ca-key <file>',
       "that CA's private key (unencrypted PKCS #8 PEM; ECDSA or RSA; keep it chmod 600)",
     )
+    .option(
+      '--federation <host:port>',
+      "the target's federation port: lets T27, T28, T29 (link half), T45 and T46 attack it",
+    )
+    .option('--peer-domain <domain>', 'a peer the target accepts by X.509, set up for the suite')
+    .option('--peer-cert <file>', "that peer's link certificate (PEM; serverAuth and clientAuth)")
+    .option('--peer-key <file>', "that certificate's private key (PEM; keep it chmod 600)")
+    .option('--key-peer-domain <domain>', 'a peer the target accepts by a pinned Ed25519 key')
+    .option('--key-peer-seed <hex>', "that peer's 32-byte Ed25519 seed, as 64 hex digits")
     .option('--servername <name>', 'TLS server name to ask for (default: the domain)')
     .option('--domain-key <hex>', "the domain's Ed25519 public key, when you pin it")
     .option('--data-dir <dir>', "the server's data folder, when the suite runs on the server host")
