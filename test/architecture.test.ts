@@ -21,7 +21,8 @@ const ALLOWED: Record<string, readonly string[]> = {
   seal: ['errors.ts', 'crypto', 'trust'],
   auth: ['errors.ts', 'crypto', 'trust'],
   transport: ['errors.ts'],
-  protocol: ['errors.ts', 'trust'],
+  // The delivery-notice codec (protocol/notice.ts) reads strict CBOR from transport.
+  protocol: ['errors.ts', 'trust', 'transport'],
   service: ['errors.ts', 'crypto', 'trust', 'auth', 'transport', 'protocol', 'seal-header'],
   federation: ['errors.ts', 'crypto', 'trust', 'transport', 'protocol', 'service', 'seal-header'],
   client: ['errors.ts', 'crypto', 'trust', 'auth', 'transport', 'protocol', 'seal', 'seal-header'],
@@ -36,6 +37,8 @@ const ALLOWED: Record<string, readonly string[]> = {
     'client',
     'protocol',
     'service',
+    // The federation threats (T27, T28, T45–T47) run honest peer endpoints of their own.
+    'federation',
   ],
   cli: [
     'errors.ts',
@@ -159,6 +162,7 @@ describe('architecture: test-only defence switches stay test-only', () => {
   // re-exports; here: no shipped entry point (the CLI, the threat suite, any index.ts) reaches them.
   const SWITCH_MODULES = [
     'service/defences.ts',
+    'federation/defences.ts',
     'client/defences.ts',
     'seal/defences.ts',
     'auth/checks.ts',
@@ -187,6 +191,9 @@ describe('architecture: test-only defence switches stay test-only', () => {
       'transport/server-core.ts',
       'transport/tls-server.ts',
       'transport/ws-server.ts',
+      'federation/endpoint.ts',
+      'federation/link.ts',
+      'federation/node.ts',
     ]);
     const mentioning = files
       .filter((f) => /\bWEAKEN_[A-Z]+\b/.test(readFileSync(f, 'utf8')))

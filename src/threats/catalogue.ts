@@ -9,6 +9,7 @@ import { ImppError } from '../errors.js';
 import { accessThreats } from './catalogue/access.js';
 import { authenticationThreats } from './catalogue/authentication.js';
 import { contentThreats } from './catalogue/content.js';
+import { federationThreats } from './catalogue/federation.js';
 import { keysThreats } from './catalogue/keys.js';
 import { parsingThreats } from './catalogue/parsing.js';
 import { storageThreats } from './catalogue/storage.js';
@@ -28,9 +29,6 @@ export interface ThreatRow {
 
 const NOT_YET =
   'no suite test yet; the unit and integration tests named in docs/security-model.md §8 cover it';
-/** Federation rows: until issue 7 wires the link layer (src/federation) into the server. */
-const FEDERATION =
-  'the server does not federate yet (issue 7: src/federation has the link layer, not yet wired into impp serve)';
 
 /** Every row of §8, in order. */
 export const THREAT_ROWS: readonly ThreatRow[] = [
@@ -195,14 +193,12 @@ export const THREAT_ROWS: readonly ThreatRow[] = [
     name: 'domain-spoofing',
     class: 'federation',
     title: 'a rogue server claims another domain on the federation port',
-    notTested: FEDERATION,
   },
   {
     id: 'T28',
     name: 'federation-proof-confusion',
     class: 'federation',
     title: 'a domain-key proof made for another connection or pair of domains',
-    notTested: FEDERATION,
   },
   {
     id: 'T29',
@@ -305,21 +301,18 @@ export const THREAT_ROWS: readonly ThreatRow[] = [
     name: 'forged-third-domain-sender',
     class: 'federation',
     title: 'a peer sends an object claiming a third domain as sender',
-    notTested: FEDERATION,
   },
   {
     id: 'T46',
     name: 'federation-link-replay',
     class: 'federation',
     title: 'link frames replayed to duplicate deliveries',
-    notTested: FEDERATION,
   },
   {
     id: 'T47',
     name: 'srv-redirection',
     class: 'federation',
     title: "spoofed DNS or SRV answers send a domain's traffic elsewhere",
-    notTested: FEDERATION,
   },
   {
     id: 'T48',
@@ -443,6 +436,7 @@ export const IMPLEMENTED_THREATS: readonly Threat[] = [
   ...transportThreats,
   ...parsingThreats,
   ...storageThreats,
+  ...federationThreats,
   dependencyRuleThreat,
 ];
 

@@ -11,6 +11,7 @@ import { randomBytes } from '../crypto/random.js';
 import type {
   ClientPki,
   DosPolicy,
+  FederationAccess,
   ListSigner,
   StorageAccess,
   Target,
@@ -58,6 +59,8 @@ export interface ThreatContextOptions {
   readonly listSigner?: (address: string) => ListSigner | undefined;
   /** Client certificates for EXTERNAL (./pki.ts), when the run has them. */
   readonly pki?: ClientPki;
+  /** The federation endpoint and peer domains (T27, T28, T45–T47), when the run has them. */
+  readonly federation?: FederationAccess;
 }
 
 /** A context and what the runner needs from it afterwards. */
@@ -154,6 +157,7 @@ export function createThreatContext(options: ThreatContextOptions): ThreatContex
     defer,
     listSigner: (address) => options.listSigner?.(address),
     ...(options.pki === undefined ? {} : { pki: options.pki }),
+    ...(options.federation === undefined ? {} : { federation: options.federation }),
   };
   return {
     ctx,

@@ -16,6 +16,7 @@ import type {
   Capability,
   ClientPki,
   DosPolicy,
+  FederationAccess,
   ListSigner,
   StorageAccess,
   Target,
@@ -64,12 +65,21 @@ export interface RunOptions {
   readonly listSigner?: (address: string) => ListSigner | undefined;
   /** Client certificates for EXTERNAL (./pki.ts), when the run has them (T52, T53). */
   readonly pki?: ClientPki;
+  /** The target's federation endpoint and the suite's peer domains (T27, T28, T45–T47). */
+  readonly federation?: FederationAccess;
 }
+
+/** Why federation threats cannot run against a target without {@link RunOptions.federation}. */
+export const NO_FEDERATION =
+  "needs the target's federation endpoint and a peer domain it federates with for the suite: " +
+  'run with --spawn, or give --federation HOST:PORT with --peer-domain, --peer-cert and ' +
+  '--peer-key (a peer accepted by X.509) and/or --key-peer-domain and --key-peer-seed (a peer ' +
+  'accepted by a pinned key); see docs/threat-suite.md';
 
 /** Why the run cannot offer `capability`, or `undefined` when it can. */
 export function missingCapability(
   capability: Capability,
-  options: Pick<RunOptions, 'storage' | 'dos' | 'accounts'>,
+  options: Pick<RunOptions, 'storage' | 'dos' | 'accounts' | 'federation'>,
 ): string | undefined {
   switch (capability) {
     case 'storage':
@@ -83,6 +93,8 @@ export function missingCapability(
     case 'local-server':
       // The suite can always start its own server to play the compromised one.
       return undefined;
+    case 'federation':
+      return options.federation === undefined ? NO_FEDERATION : undefined;
     case 'accounts:3':
     case 'accounts:4': {
       const needed = capability === 'accounts:3' ? 3 : 4;
@@ -152,6 +164,7 @@ async function observe(threat: Threat, options: RunOptions): Promise<ThreatResul
     onNote: (line) => options.onNote?.(threat, line),
     ...(options.listSigner === undefined ? {} : { listSigner: options.listSigner }),
     ...(options.pki === undefined ? {} : { pki: options.pki }),
+    ...(options.federation === undefined ? {} : { federation: options.federation }),
   });
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {

@@ -29,9 +29,12 @@ export type ThreatClass =
  * - `dos`: denial-of-service probes, opt-in (`--dos`), rate-capped by {@link DosPolicy};
  * - `local-server`: a server the suite controls (the malicious-server harness), which the suite
  *   always can start itself: such threats test the client SDK that ships with this build;
- * - `accounts:3`, `accounts:4`: that many test accounts.
+ * - `accounts:3`, `accounts:4`: that many test accounts;
+ * - `federation`: the target's federation endpoint and a peer domain it federates with whose
+ *   credentials the suite holds ({@link FederationAccess}).
  */
-export type Capability = 'storage' | 'dos' | 'local-server' | 'accounts:3' | 'accounts:4';
+export type Capability =
+  'storage' | 'dos' | 'local-server' | 'accounts:3' | 'accounts:4' | 'federation';
 
 /** What a threat returns; `ERROR` and `ACCEPTED-RISK` are the runner's to give. */
 export interface ThreatOutcome {
@@ -135,6 +138,72 @@ export interface ClientPki {
   issue(request: ClientCertRequest): Promise<IssuedClientCert>;
 }
 
+/** A certificate and its private key, as PEM (a link certificate of a peer domain). */
+export interface PemCredentials {
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+/** What to put in a link certificate the suite mints for its peer domain (T27). */
+export interface LinkCertRequest {
+  /** dNSName entries of the subjectAltName (none: the name only in the subject's CN). */
+  readonly names: readonly string[];
+  /** Default: the first name. */
+  readonly commonName?: string;
+  /** Default `both` (serverAuth and clientAuth, as a link certificate must have). */
+  readonly usage?: 'server' | 'client' | 'both';
+  readonly notBefore?: Date;
+  readonly notAfter?: Date;
+}
+
+/** An audit event of the target's federation (link or routing), as the suite sees it. */
+export interface FederationAuditRecord {
+  readonly type: string;
+  readonly peer: string | null;
+  readonly reason: string;
+  readonly claimedOrigin?: string;
+  readonly claimedDomain?: string;
+}
+
+/**
+ * The target's federation endpoint and the peer domains the suite may play (T27, T28, T45–T47):
+ * with `--spawn` all of it is the suite's own; with `--target`, `--federation HOST:PORT` and the
+ * credentials of a peer the operator configured for the suite.
+ */
+export interface FederationAccess {
+  /** Where the target's server-to-server port listens. */
+  readonly host: string;
+  readonly port: number;
+  /** The target's domain (what a link to it asks for). */
+  readonly domain: string;
+  /** A peer domain the target accepts by X.509, and its credentials. */
+  readonly x509Peer?: {
+    readonly domain: string;
+    /** The honest peer's link certificate (serverAuth and clientAuth, dNSName = domain). */
+    readonly cert: PemCredentials;
+    /** Mints certificates under the CA the target trusts for this peer, when the suite holds it. */
+    readonly issue?: (request: LinkCertRequest) => Promise<PemCredentials>;
+  };
+  /** A peer domain the target accepts by a pinned Ed25519 key, and that key. */
+  readonly keyPeer?: { readonly domain: string; readonly key: SigningKeyPair };
+  /** The target's federation audit events so far, when the suite can see them (`--spawn`). */
+  readonly audit?: () => readonly FederationAuditRecord[];
+  /**
+   * Resolution the suite controls (`--spawn` only, T47): `point(to)` makes the target resolve
+   * `domain` to `to` from its next connection to that domain on.
+   */
+  readonly resolution?: {
+    /** A peer domain the target accepts by X.509 under `issue`'s CA, kept for this threat. */
+    readonly domain: string;
+    readonly cert: PemCredentials;
+    /** The CA certificate (PEM) that the target's own link certificate chains to. */
+    readonly targetCa: string;
+    /** Mints certificates under the CA the target trusts for `domain`, when the suite holds it. */
+    readonly issue?: (request: LinkCertRequest) => Promise<PemCredentials>;
+    point(to: { readonly host: string; readonly port: number }): void;
+  };
+}
+
 /** What a threat may use. Everything it opens through the context is closed after it. */
 export interface ThreatContext {
   readonly target: Target;
@@ -168,4 +237,6 @@ export interface ThreatContext {
    * CA), or `--client-ca-cert`/`--client-ca-key` with `--target`; absent otherwise.
    */
   readonly pki?: ClientPki;
+  /** The target's federation endpoint and the suite's peer domains, when the run has them. */
+  readonly federation?: FederationAccess;
 }

@@ -106,13 +106,14 @@ describe('impp threats --spawn', () => {
       '--verbose',
     ]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(
-      /^T27 domain-spoofing \.+ NOT-TESTED \(\d+\.\d s\): the server does not federate/m,
-    );
+    // The spawned server federates with the suite's peer domains (src/threats/federated-spawn.ts).
+    expect(r.stderr).toMatch(/federation on 127\.0\.0\.1:\d+/);
+    expect(r.stderr).toMatch(/^T27 domain-spoofing \.+ MITIGATED \(\d+\.\d s\)$/m);
+    expect(r.stderr).toMatch(/^ {4}T27 control ok: the honest peer peer\.threats\.example/m);
     expect(r.stderr).toMatch(/^T50 dependency-rule \.+ MITIGATED \(\d+\.\d s\)$/m);
     expect(r.stderr).toMatch(/^ {4}T50 control ok: /m);
     expect(r.stdout).toContain('content (end to end) 1/1 mitigated');
-    expect(r.stdout).toContain('federation 0/1 mitigated, 1 not tested');
+    expect(r.stdout).toContain('federation 1/1 mitigated');
     const report = JSON.parse(readFileSync(json, 'utf8')) as {
       format: string;
       exitCode: number;
@@ -123,24 +124,21 @@ describe('impp threats --spawn', () => {
     expect(report.exitCode).toBe(0);
     expect(report.run).toMatchObject({ mode: 'spawn', storage: true });
     expect(report.results.map((x) => [x.id, x.verdict])).toEqual([
-      ['T27', 'NOT-TESTED'],
+      ['T27', 'MITIGATED'],
       ['T50', 'MITIGATED'],
     ]);
     const junit = readFileSync(xml, 'utf8');
     expect(junit).toMatch(
-      /<testsuites name="impp threats" tests="2" failures="0" errors="0" skipped="1"/,
+      /<testsuites name="impp threats" tests="2" failures="0" errors="0" skipped="0"/,
     );
     expect(junit).toContain(
       '<testcase classname="impp.threats.content" name="T50 dependency-rule"',
-    );
-    expect(junit).toMatch(
-      /<skipped message="NOT-TESTED: the server does not federate yet \(issue 7[^"]*"\/>/,
     );
     // The spawned server and its folder are gone; no password reached the output.
     expect(r.stderr).toMatch(/data in (\S+)\)/);
     const dataDir = /data in (\S+)\)/.exec(r.stderr)?.[1] ?? '';
     expect(() => readFileSync(join(dataDir, 'store.db'))).toThrow();
-  });
+  }, 45_000); // a --spawn run: loaded CI machines need more than the default
 
   it('exits 1 when a threat is VULNERABLE or ERROR (a test-only list), and reports them', async () => {
     const json = join(work, 'vuln.json');
@@ -204,7 +202,7 @@ describe('impp threats --dos', () => {
     const on = await runWith([flood], ['--spawn', '--dos', '--dos-rate', '7']);
     expect(on.code).toBe(0);
     expect(seen).toEqual({ enabled: true, maxRate: 7 });
-  });
+  }, 45_000); // a --spawn run: loaded CI machines need more than the default
 
   it('--spawn announces a short pre-authentication deadline (T24 need not wait 30 s)', async () => {
     let announced: unknown;
@@ -257,6 +255,33 @@ describe('impp threats: usage', () => {
     expect((await run(['--target', 'nohost'])).stderr).toContain('--target must be HOST:PORT');
     expect((await run(['--target', 'h:1'])).stderr).toContain('--target needs --accounts FILE');
     expect((await run(['--spawn', '--deadline', '0'])).code).toBe(2);
+    expect((await run(['--spawn', '--federation', 'h:5332'])).stderr).toContain(
+      '--federation is for --target',
+    );
+    const accounts = join(work, 'usage-accounts.yaml');
+    writeFileSync(
+      accounts,
+      'accounts:\n  - { address: a@h.example, password: x1 }\n  - { address: b@h.example, password: y2 }\n',
+      { mode: 0o600 },
+    );
+    const target = ['--target', 'h:1', '--accounts', accounts];
+    expect((await run([...target, '--peer-domain', 'p.example'])).stderr).toContain(
+      'the peer options need --federation HOST:PORT',
+    );
+    expect((await run([...target, '--federation', 'nohost'])).stderr).toContain(
+      '--federation must be HOST:PORT',
+    );
+    expect((await run([...target, '--federation', 'h:5332'])).stderr).toContain(
+      '--federation needs a peer the target federates with for the suite',
+    );
+    const partial = [...target, '--federation', 'h:5332', '--peer-domain', 'p.example'];
+    expect((await run(partial)).stderr).toContain(
+      '--peer-domain, --peer-cert and --peer-key go together',
+    );
+    const seed = [...target, '--federation', 'h:5332', '--key-peer-domain', 'k.example'];
+    expect((await run([...seed, '--key-peer-seed', 'abc'])).stderr).toContain(
+      '--key-peer-seed must be 64 hex digits',
+    );
   });
 
   it('--help explains the modes and the accounts file, with examples', async () => {

@@ -5,6 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ALL_CLIENT_DEFENCES } from '../../src/client/defences.js';
+import { ALL_FEDERATION_DEFENCES } from '../../src/federation/defences.js';
 import { ALL_SERVER_DEFENCES } from '../../src/service/defences.js';
 
 const dir = new URL('./', import.meta.url);
@@ -14,11 +15,11 @@ const tests = readdirSync(dir)
 
 /**
  * Test files that switch `flag` off: `flag: false`, a loop over both values of it, or a table row
- * naming it (`['T11', 'presenceApprovalCheck']`).
+ * naming it (`['T11', 'presenceApprovalCheck']`, or with more columns after it).
  */
 function provingFiles(flag: string): string[] {
   const off = new RegExp(
-    `\\b${flag}: false\\b|for \\(const ${flag} of \\[true, false\\]\\)|\\['T\\d\\d', '${flag}'\\]`,
+    `\\b${flag}: false\\b|for \\(const ${flag} of \\[true, false\\]\\)|\\['T\\d\\d', '${flag}'[\\],]`,
   );
   return tests.filter((t) => off.test(t.text)).map((t) => t.name);
 }
@@ -27,6 +28,7 @@ describe('every switchable defence has a test that switches it off', () => {
   const flags = [
     ...Object.keys(ALL_SERVER_DEFENCES).map((f) => ['server', f] as const),
     ...Object.keys(ALL_CLIENT_DEFENCES).map((f) => ['client', f] as const),
+    ...Object.keys(ALL_FEDERATION_DEFENCES).map((f) => ['federation', f] as const),
   ];
 
   it('finds the switches', () => {

@@ -14,7 +14,7 @@ import { randomBytes } from '../../src/crypto/random.js';
 import { createServiceLogger } from '../../src/service/logging.js';
 import { runThreat, type RunOptions, type ThreatResult } from '../../src/threats/runner.js';
 import type { StorageAccess, Target, TestAccount, Threat } from '../../src/threats/types.js';
-import { DOMAIN, startEnv, type Env, type EnvOptions } from '../service/harness.js';
+import { startEnv, type Env, type EnvOptions } from '../service/harness.js';
 
 /** Options of {@link startThreatTarget}: the service harness's, plus client defences. */
 export interface ThreatTargetOptions extends Omit<EnvOptions, 'defences' | 'log' | 'password'> {
@@ -59,11 +59,11 @@ export async function startThreatTarget(options: ThreatTargetOptions = {}): Prom
       port: env.port,
       ca: env.ca,
       servername: 'localhost',
-      domain: DOMAIN,
+      domain: env.domain,
       domainKey: env.domainKey,
     },
     accounts: ['alice', 'bob', 'carol', 'dave'].map((u) => ({
-      address: `${u}@${DOMAIN}`,
+      address: `${u}@${env.domain}`,
       password,
     })),
     storage: { dataDir: env.dir, logFiles: [logFile] },

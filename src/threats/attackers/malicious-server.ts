@@ -61,6 +61,7 @@ const KIND_CODE: Readonly<Record<QueuedKind, number>> = {
   message: 1,
   presence: 2,
   keyDistribution: 3,
+  notice: 4,
 };
 
 /** An object a client handed to the server for one recipient device, as the server stored it. */
@@ -320,8 +321,13 @@ export class MaliciousServer {
    * Queues `bytes` for `device` as they are, without the store's envelope checks (a compromised
    * server writes what it likes), and pushes them if the device is online. The id is the
    * envelope's when it has one, else random; returned, so that the object can be dropped again.
+   * `arrivedFrom` stamps it as if a peer domain had delivered it (DELIVER `from`, T45).
    */
-  async inject(device: string, bytes: Uint8Array): Promise<Uint8Array> {
+  async inject(
+    device: string,
+    bytes: Uint8Array,
+    arrivedFrom: string | null = null,
+  ): Promise<Uint8Array> {
     let id: Uint8Array = randomBytes(16);
     let kind = KIND_CODE.message;
     try {
@@ -333,9 +339,17 @@ export class MaliciousServer {
     }
     this.store.db
       .prepare(
-        'INSERT INTO queue (device, id, kind, received_at, size, bytes) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT INTO queue (device, id, kind, received_at, size, bytes, arrived_from) VALUES (?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(device, Buffer.from(id), kind, Date.now(), bytes.length, Buffer.from(bytes));
+      .run(
+        device,
+        Buffer.from(id),
+        kind,
+        Date.now(),
+        bytes.length,
+        Buffer.from(bytes),
+        arrivedFrom,
+      );
     await this.server.online(device)?.flush();
     return id;
   }

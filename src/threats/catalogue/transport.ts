@@ -37,6 +37,7 @@ import {
 import { RawClient, type RawBody } from '../raw.js';
 import { ClientFrame } from '../../protocol/frames.js';
 import { FrameType } from '../../transport/control.js';
+import { linkCertificateMisvalidation } from './federation.js';
 import { MITIGATED, NOT_TESTED, VULNERABLE } from './outcome.js';
 
 /** Seconds a probe waits for the target to close a hostile connection. */
@@ -670,15 +671,24 @@ const t29: Threat = {
       );
       if (r.handshakes > 0 || r.bytes > 0) accepted.push(label);
     }
-    evidence.push('the federation half of T29 stays with issue 7');
-    if (accepted.length > 0) {
+    // The link half: the target's federation endpoint and a peer's link certificate.
+    const link = await linkCertificateMisvalidation(ctx, evidence);
+    if (accepted.length > 0 || link.problems.length > 0) {
       return VULNERABLE(
-        `the SDK accepted a server certificate that is ${accepted.join(', ')}`,
+        [
+          ...(accepted.length > 0
+            ? [`the SDK accepted a server certificate that is ${accepted.join(', ')}`]
+            : []),
+          ...link.problems,
+        ].join('; '),
         evidence,
       );
     }
     return MITIGATED(
-      'the SDK refused expired, not-yet-valid, self-signed, wrong-name and rogue-CA certificates before sending anything',
+      'the SDK refused expired, not-yet-valid, self-signed, wrong-name and rogue-CA certificates before sending anything' +
+        (link.ran
+          ? '; the federation endpoint refused expired, self-signed, serverAuth-only, CN-only and wildcard link certificates'
+          : ' (link half not run: see the evidence)'),
       evidence,
     );
   },

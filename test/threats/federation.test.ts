@@ -1,0 +1,108 @@
+/**
+ * The federation threats (T27, T28, T45, T46, T47, and T29's link half) against a federated
+ * target (./federated-target.ts): each MITIGATED with every defence on, and NOT-TESTED, saying
+ * how to enable them, against a target without a federation endpoint. The defences switched off
+ * are ./federation-defences.test.ts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runThreatsCommand } from '../../src/cli/threats.js';
+import { federationThreats } from '../../src/threats/catalogue/federation.js';
+import {
+  FEDERATION_THREATS as threats,
+  type FederatedTarget,
+  startFederatedTarget,
+} from './federated-target.js';
+import { explain, runOne, startThreatTarget } from './target.js';
+
+describe('federation threats against a federated target', () => {
+  let target: FederatedTarget | undefined;
+  beforeAll(async () => {
+    target = await startFederatedTarget();
+  });
+  afterAll(async () => {
+    await target?.close();
+  });
+
+  it.each(threats.map((x) => [x.id, x] as const))('%s is MITIGATED', async (id, threat) => {
+    const f = target as FederatedTarget;
+    const r = await runOne(threat, f.t, { federation: f.federation });
+    expect(r.verdict, explain(r)).toBe('MITIGATED');
+    expect(r.notes[0], explain(r)).toMatch(/^control ok/);
+    // T29 plays its link half here (the client half is test/threats/transport.test.ts's).
+    if (id === 'T29') {
+      expect(r.evidence.filter((e) => e.startsWith('link certificate'))).toHaveLength(5);
+    }
+  });
+});
+
+describe('impp threats --target with --federation', () => {
+  it("plays the operator's peers against the federation port", async () => {
+    const f = await startFederatedTarget();
+    const work = mkdtempSync(join(tmpdir(), 'impp-threat-fed-cli-'));
+    try {
+      const file = (name: string, text: string): string => {
+        const path = join(work, name);
+        writeFileSync(path, text, { mode: 0o600 });
+        return path;
+      };
+      const x = f.federation.x509Peer;
+      if (x === undefined) throw new Error('no X.509 peer');
+      const accounts = file(
+        'accounts.yaml',
+        `accounts:\n${f.t.accounts.map((a) => `  - { address: ${a.address}, password: "${a.password}" }`).join('\n')}\n`,
+      );
+      let stdout = '';
+      let stderr = '';
+      const io = {
+        stdout: { write: (s: string) => (stdout += s) },
+        stderr: { write: (s: string) => (stderr += s) },
+        env: {},
+      };
+      const code = await runThreatsCommand(
+        {
+          target: `127.0.0.1:${f.t.target.port}`,
+          accounts,
+          ca: file('ca.pem', f.t.env.ca),
+          servername: 'localhost',
+          stateDir: join(work, 'stewards'),
+          federation: `${f.federation.host}:${f.federation.port}`,
+          peerDomain: x.domain,
+          peerCert: file('peer.pem', x.cert.certPem),
+          peerKey: file('peer.key', x.cert.keyPem),
+          keyPeerDomain: f.federation.keyPeer?.domain ?? '',
+          keyPeerSeed: Buffer.from(f.keySeed).toString('hex'),
+        },
+        io,
+        () => Promise.resolve(federationThreats),
+      );
+      expect(code, stderr).toBe(0);
+      for (const id of ['T27', 'T28', 'T45', 'T46']) {
+        expect(stderr, stderr).toMatch(new RegExp(`^${id} [a-z-]+ \\.+ MITIGATED`, 'm'));
+      }
+      // Resolution belongs to the deployment: T47 says how to test it.
+      expect(stderr).toMatch(/^T47 srv-redirection \.+ NOT-TESTED .*resolution of a peer domain/m);
+      expect(stdout).toContain('federation 4/5 mitigated, 1 not tested');
+    } finally {
+      await f.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('without a federation endpoint', () => {
+  it('every federation threat is NOT-TESTED with how to enable it', async () => {
+    const t = await startThreatTarget();
+    try {
+      for (const threat of federationThreats) {
+        const r = await runOne(threat, t);
+        expect(r.verdict).toBe('NOT-TESTED');
+        expect(r.summary).toMatch(/--federation HOST:PORT/);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
