@@ -620,7 +620,7 @@ export function registerThreats(
     )
     .option(
       '--federation <host:port>',
-      "the target's federation port: lets T27, T28, T29 (link half), T45 and T46 attack it",
+      "the target's federation port: lets T26, T27, T28, T29 (link half), T45 and T46 attack it",
     )
     .option('--peer-domain <domain>', 'a peer the target accepts by X.509, set up for the suite')
     .option('--peer-cert <file>', "that peer's link certificate (PEM; serverAuth and clientAuth)")

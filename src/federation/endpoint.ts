@@ -98,7 +98,12 @@ export class FederationEndpoint extends Emitter<FederationEndpointEvents> {
     this.#defences = federationDefences(options[WEAKEN_FEDERATION]);
     this.#volatileKinds = new Set(options.volatileKinds ?? DEFAULT_VOLATILE_KINDS);
     const server = createServer(
-      responderTlsOptions(options.local.tls, options.trust, options.handshakeTimeoutMs ?? 10_000),
+      responderTlsOptions(
+        options.local.tls,
+        options.trust,
+        options.handshakeTimeoutMs ?? 10_000,
+        this.#defences.tls13Only,
+      ),
     );
     server.on('secureConnection', (socket: TLSSocket) => {
       this.#accept(socket);
@@ -278,10 +283,13 @@ export class FederationEndpoint extends Emitter<FederationEndpointEvents> {
 
   #accept(socket: TLSSocket): void {
     this.#track(socket);
+    // Without ALPN the handshake succeeds (a mismatching offer does not): refused here (T26).
+    const tlsRefused =
+      this.#defences.tls13Only &&
+      (socket.getProtocol() !== 'TLSv1.3' || socket.alpnProtocol !== FEDERATION_ALPN);
     if (
       this.#closed ||
-      socket.getProtocol() !== 'TLSv1.3' ||
-      socket.alpnProtocol !== FEDERATION_ALPN ||
+      tlsRefused ||
       this.#pending.size >= (this.#options.maxPendingLinks ?? 256)
     ) {
       socket.destroy();

@@ -208,10 +208,12 @@ export function responderTlsOptions(
   credentials: LinkTlsCredentials,
   config: DomainTrustConfig,
   handshakeTimeoutMs: number,
+  tls13Only = true,
 ): TlsOptions {
   const ca = responderCaBundle(config);
   return {
-    minVersion: 'TLSv1.3',
+    // Test-only weakening (./defences.ts) lets TLS 1.2 through, for T26 to catch.
+    minVersion: tls13Only ? 'TLSv1.3' : 'TLSv1.2',
     maxVersion: 'TLSv1.3',
     ALPNProtocols: [FEDERATION_ALPN],
     cert: credentials.certPem,

@@ -21,8 +21,15 @@ import { pick, startThreatTarget, type ThreatTarget } from './target.js';
 /** The target's domain, as with --spawn. */
 export const DOMAIN = 'target.threats.example';
 
-/** The threats that use the federation access: T27, T28, T45–T47 and T29 (its link half). */
-export const FEDERATION_THREATS = [...federationThreats, pick(transportThreats, 'T29')];
+/**
+ * The threats that use the federation access: T27, T28, T45–T47, T29 (its link half) and T26 (its
+ * federation-port half).
+ */
+export const FEDERATION_THREATS = [
+  ...federationThreats,
+  pick(transportThreats, 'T29'),
+  pick(transportThreats, 'T26'),
+];
 
 /** A running federated target. */
 export interface FederatedTarget {

@@ -23,8 +23,10 @@ describe('each federation defence switched off is caught', () => {
     ['T47', 'nameCheck', /SRV target name: the (rogue was sent|target opened)/],
     ['T45', 'originCheck', /third domain as origin: ACK/],
     ['T46', 'duplicateFilter', /received the object a second time/],
+    ['T26', 'tls13Only', /federation port completed a TLSv1\.2.*no ALPN \(OPEN answered\)/],
   ];
-  for (const flag of ['proofCheck', 'nameCheck', 'originCheck', 'duplicateFilter'] as const) {
+  const flags = ['proofCheck', 'nameCheck', 'originCheck', 'duplicateFilter', 'tls13Only'] as const;
+  for (const flag of flags) {
     describe(flag, () => {
       let target: FederatedTarget | undefined;
       beforeAll(async () => {

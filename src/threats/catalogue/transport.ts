@@ -21,7 +21,8 @@ import {
   issueServerCert,
   selfSignedServerCert,
 } from '../attackers/certs.js';
-import type { Target, Threat, ThreatContext } from '../types.js';
+import { LINK_ALPN, LinkFrame } from '../attackers/rogue-domain.js';
+import type { FederationAccess, Target, Threat, ThreatContext } from '../types.js';
 import {
   ALPN,
   codeOf,
@@ -533,6 +534,143 @@ function oldTls(
   });
 }
 
+/** What one connection to the federation port got. */
+interface LinkTlsProbe {
+  /** The negotiated protocol and suite, when the handshake completed. */
+  readonly protocol?: string;
+  readonly cipher?: string;
+  /** A link frame came back to our OPEN: the link layer served this connection. */
+  readonly answered: boolean;
+  /** The connection was still open, silent, when the probe gave up. */
+  readonly lingered: boolean;
+}
+
+/**
+ * One connection to the federation port, capped at `maxVersion` and offering `alpn` (none if
+ * undefined); after the handshake it sends an OPEN as a peer the target federates with. The
+ * target's certificate is not checked: only what the port agrees to counts.
+ */
+function probeLink(
+  fed: FederationAccess,
+  maxVersion: 'TLSv1.2' | 'TLSv1.3',
+  alpn: string[] | undefined,
+): Promise<LinkTlsProbe> {
+  // The pinned-key peer first: its OPEN is answered with ACCEPT and no link opens without a
+  // proof, so the probe leaves nothing behind.
+  const cert = fed.keyPeer === undefined ? fed.x509Peer?.cert : undefined;
+  const from = fed.keyPeer?.domain ?? fed.x509Peer?.domain ?? 'peer.invalid';
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host: fed.host,
+      port: fed.port,
+      servername: fed.domain,
+      minVersion: maxVersion === 'TLSv1.2' ? 'TLSv1' : 'TLSv1.3',
+      maxVersion,
+      ...(alpn === undefined ? {} : { ALPNProtocols: alpn }),
+      ...(maxVersion === 'TLSv1.2' ? { ciphers: 'ALL:@SECLEVEL=0' } : {}),
+      ...(cert === undefined ? {} : { cert: cert.certPem, key: cert.keyPem }),
+      rejectUnauthorized: false,
+    });
+    let protocol: string | undefined;
+    let cipher: string | undefined;
+    let settled = false;
+    const done = (answered: boolean, lingered: boolean): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      resolve({
+        ...(protocol === undefined ? {} : { protocol }),
+        ...(cipher === undefined ? {} : { cipher }),
+        answered,
+        lingered,
+      });
+    };
+    socket.once('secureConnect', () => {
+      protocol = socket.getProtocol() ?? 'unknown';
+      cipher = socket.getCipher().name;
+      socket.write(
+        encodeFrame({
+          type: LinkFrame.OPEN,
+          body: {
+            versions: [1],
+            from,
+            to: fed.domain,
+            want: 'certificate',
+            window: 64,
+            maxFrameBytes: 263_168,
+          },
+        }).bytes,
+      );
+    });
+    socket.on('data', () => {
+      done(true, false);
+    });
+    socket.once('error', () => {
+      done(false, false);
+    });
+    socket.once('close', () => {
+      done(false, false);
+    });
+    setTimeout(() => {
+      done(false, protocol !== undefined);
+    }, CLOSE_WAIT_MS).unref();
+  });
+}
+
+/** T26 on the federation port: TLS 1.3 with ALPN `impp-s2s/1` only, AEAD suites. */
+async function weakLinkTls(
+  ctx: ThreatContext,
+  evidence: string[],
+  problems: string[],
+): Promise<void> {
+  const fed = ctx.federation;
+  if (fed === undefined) {
+    evidence.push(
+      'federation port not probed: no federation access (--spawn, or --federation with a peer)',
+    );
+    return;
+  }
+  const good = await ctx.control(
+    `a TLS 1.3 link with ALPN ${LINK_ALPN} gets an answer to OPEN`,
+    async () => {
+      const got = await probeLink(fed, 'TLSv1.3', [LINK_ALPN]);
+      if (!got.answered) throw new Error('the federation port did not answer OPEN');
+      return got;
+    },
+  );
+  evidence.push(
+    `federation port, TLS 1.3 client with ${LINK_ALPN}: ${good.protocol ?? '?'} with ${good.cipher ?? '?'}, OPEN answered`,
+  );
+  if (good.protocol !== 'TLSv1.3')
+    problems.push(`a modern peer got ${good.protocol ?? '?'} on the federation port`);
+  if (good.cipher === undefined || !AEAD_SUITES.has(good.cipher))
+    problems.push(`federation cipher ${good.cipher ?? '?'} is not an AEAD suite`);
+  const old = await probeLink(fed, 'TLSv1.2', [LINK_ALPN]);
+  evidence.push(
+    `federation port, client capped at TLS 1.2 (old suites allowed): ${old.protocol ?? 'refused'}`,
+  );
+  if (old.protocol !== undefined)
+    problems.push(`the federation port completed a ${old.protocol} handshake`);
+  const offers: [string, string[] | undefined][] = [
+    ['no ALPN', undefined],
+    [`ALPN ${ALPN} only`, [ALPN]],
+  ];
+  for (const [label, alpn] of offers) {
+    const got = await probeLink(fed, 'TLSv1.3', alpn);
+    const seen =
+      got.protocol === undefined
+        ? 'refused at the handshake'
+        : got.answered
+          ? 'OPEN answered'
+          : got.lingered
+            ? 'kept open, silent'
+            : 'closed after the handshake, OPEN unanswered';
+    evidence.push(`federation port, TLS 1.3 with ${label}: ${seen}`);
+    if (got.answered || got.lingered)
+      problems.push(`the federation port served a link with ${label} (${seen})`);
+  }
+}
+
 const t26: Threat = {
   id: 'T26',
   name: 'weak-tls',
@@ -563,9 +701,14 @@ const t26: Threat = {
       );
       if (got !== undefined) problems.push(`the ${label} port completed a ${got} handshake`);
     }
+    await weakLinkTls(ctx, evidence, problems);
     if (problems.length > 0) return VULNERABLE(problems.join('; '), evidence);
+    const link =
+      ctx.federation === undefined
+        ? ''
+        : `; so does the federation port, which serves only ALPN ${LINK_ALPN}`;
     return MITIGATED(
-      `only TLS 1.3 is negotiated (${modern.cipher}); TLS 1.2 and older are refused`,
+      `only TLS 1.3 is negotiated (${modern.cipher}); TLS 1.2 and older are refused${link}`,
       evidence,
     );
   },
