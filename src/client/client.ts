@@ -57,6 +57,7 @@ import {
   statementFromLogEntry,
   verifyEnrolmentStatement,
 } from '../trust/enrolment.js';
+import { verifyTreeHead } from '../trust/keylog/tree-head.js';
 import { KeyLogVerifier } from '../trust/keylog/verifier.js';
 import { sameKey } from '../trust/identity.js';
 import { formatSafetyNumber, safetyNumber } from '../trust/safety-number.js';
@@ -113,6 +114,14 @@ export interface ImppClientOptions {
   /** The key-log key when the domain uses a separate one; default {@link domainKey}. */
   readonly logKey?: Uint8Array;
   /**
+   * Ed25519 keys of OTHER domains (domain → key), pinned out of band (e.g. the key the home
+   * domain pins for that peer in its federation trust configuration). Each serves both as that
+   * domain's enrolment key (for {@link contactEnrolment}) and its key-log key (for
+   * {@link ImppClient.verifyDomainLog}). The home domain's keys stay {@link domainKey} and
+   * {@link logKey}.
+   */
+  readonly domainKeys?: Readonly<Record<string, Uint8Array>>;
+  /**
    * Accept a contact device's changed identity key (after a `keyChange` event). Default false.
    * The session made with the old key is then dropped and a new one started from a prekey bundle
    * carrying the new (listed) key: nothing is ever sealed to, or opened from, the old key.
@@ -122,10 +131,11 @@ export interface ImppClientOptions {
    * Also require, before sealing for a listed device of a contact, that its enrolment statement
    * (from the directory) verifies under {@link domainKey} and names that device and key: `true`
    * for any valid statement, or a policy hook (e.g. `(s) => s.channelBound`). A device that fails
-   * raises `enrolment-invalid` and gets nothing. Needs `domainKey`. Same-domain contacts only:
-   * a contact of another domain is enrolled by that domain, whose key this client does not pin,
-   * so its devices are neither checked nor refused here (their verified device list and the
-   * sealed sender still are). Default: off. (Not yet: the statement's inclusion in the key log,
+   * raises `enrolment-invalid` and gets nothing. Needs `domainKey`. Contacts of this domain and
+   * of the domains in {@link domainKeys} (checked under that domain's key); a contact of any
+   * other domain is enrolled by a domain whose key this client does not pin, so its devices are
+   * neither checked nor refused here (their verified device list and the sealed sender still
+   * are). Default: off. (Not yet: the statement's inclusion in the key log,
    * which needs its index.)
    */
   readonly contactEnrolment?: boolean | ((statement: EnrolmentStatement) => boolean);
@@ -304,6 +314,10 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   #denials = new Denials();
   #enrolment: { index: number; statement: Uint8Array } | null = null;
   #trustedHead: Uint8Array | null = null;
+  /** Other domain → the last head of its key log this device verified (see verifyDomainLog). */
+  readonly #domainHeads = new Map<string, Uint8Array>();
+  /** {@link ImppClientOptions.domainKeys} under canonical domain names. */
+  readonly #domainKeys = new Map<string, Uint8Array>();
   #uploadedPrekeyId = 0;
   /** The last verified device list per address (persisted: rollback protection over restarts). */
   readonly #lists = new Map<string, DeviceList>();
@@ -329,6 +343,15 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
   constructor(private readonly options: ImppClientOptions) {
     super();
     this.#defences = clientDefences(options[WEAKEN_CLIENT]);
+    for (const [domain, key] of Object.entries(options.domainKeys ?? {})) {
+      if (!(key instanceof Uint8Array) || key.length !== 32) {
+        throw new ImppError(
+          'ERR_INVALID_ARGUMENT',
+          `domainKeys: the key of ${domain} is not 32 bytes`,
+        );
+      }
+      this.#domainKeys.set(normalizeDomain(domain), Uint8Array.from(key));
+    }
     if (
       options.contactEnrolment !== undefined &&
       options.contactEnrolment !== false &&
@@ -798,12 +821,13 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         this.emit('trustWarning', { kind: 'key-mismatch', address, device: name });
       }
     }
-    // Enrolment statements are checked for this domain's users only (see `contactEnrolment`).
+    // Enrolment statements are checked for users of domains with a pinned key only (see
+    // `contactEnrolment`).
     if (
       this.#defences.enrolmentCheck &&
       this.options.contactEnrolment !== undefined &&
       this.options.contactEnrolment !== false &&
-      parseAddress(address).domain === parseAddress(this.address).domain
+      this.#enrolmentKeyOf(parseAddress(address).domain) !== undefined
     ) {
       for (const [name, key] of listed) {
         if (name === this.device) continue;
@@ -864,9 +888,15 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return update.list;
   }
 
+  /** The pinned enrolment key of `domain`: the home domain's, or one of `domainKeys`. */
+  #enrolmentKeyOf(domain: string): Uint8Array | undefined {
+    if (domain === parseAddress(this.address).domain) return this.options.domainKey;
+    return this.#domainKeys.get(domain);
+  }
+
   /**
    * Whether `statement` is the domain's enrolment of exactly this device and key, and passes the
-   * app's policy hook. Statements are verified under the pinned home domain key only.
+   * app's policy hook. Statements are verified under the pinned key of the contact's domain.
    */
   #enrolmentAcceptable(
     address: string,
@@ -874,10 +904,9 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     key: Uint8Array,
     statement: Uint8Array | undefined,
   ): boolean {
-    const domainKey = this.options.domainKey;
+    const domainKey = this.#enrolmentKeyOf(parseAddress(address).domain);
     const policy = this.options.contactEnrolment;
     if (statement === undefined || domainKey === undefined) return false;
-    if (parseAddress(address).domain !== parseAddress(this.address).domain) return false;
     try {
       const { statement: s } = verifyEnrolmentStatement(statement, {
         domainKey,
@@ -1597,6 +1626,77 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     );
   }
 
+  /**
+   * Checks another domain's key log as this device last saw it: fetches that domain's signed tree
+   * head through the home server (GET_LOG with `domain`, answered by that domain over the
+   * federation), verifies it under the key pinned for it in `domainKeys`, and that it extends
+   * the last head of that domain this device trusted (no fork, no rollback: the same check as
+   * for the home log, T33). On success the new head is trusted (persisted). The home server only
+   * relays the answer: it cannot forge a head, which only a holder of that domain's key can sign.
+   * For the home domain this is the same check against its own `logKey`/`domainKey`.
+   *
+   * Throws `ERR_KEYLOG_INCONSISTENT` on a fork or rollback, `ERR_KEYLOG_PROOF_INVALID` on a head
+   * not signed by the pinned key (or a malformed answer), `ERR_INVALID_ARGUMENT` for a domain
+   * with no pinned key, and the federation's errors (`ERR_DOMAIN_NOT_SERVED`, `ERR_TIMEOUT`).
+   *
+   * @example
+   * ```ts
+   * const alice = new ImppClient({ ..., domainKeys: { 'b.example': bDomainKey } });
+   * await alice.verifyDomainLog('b.example'); // { treeSize: 12 }
+   * ```
+   */
+  async verifyDomainLog(domain: string): Promise<{ treeSize: number }> {
+    const name = normalizeDomain(domain);
+    const own = name === parseAddress(this.address).domain;
+    const logKey = own
+      ? (this.options.logKey ?? this.options.domainKey)
+      : this.#domainKeys.get(name);
+    if (logKey === undefined) {
+      throw new ImppError('ERR_INVALID_ARGUMENT', `no key is pinned for ${name}`);
+    }
+    const trusted = own ? this.#trustedHead : (this.#domainHeads.get(name) ?? null);
+    const verifier = new KeyLogVerifier({
+      domain: name,
+      logKey,
+      ...(trusted === null ? {} : { trusted }),
+    });
+    const since = verifier.trusted?.treeSize ?? 0;
+    const ask = (from: number): Promise<Body> =>
+      this.#request(Frames.GET_LOG, own ? { since: from } : { domain: name, since: from });
+    let r: Body;
+    try {
+      r = await ask(since);
+    } catch (e) {
+      // A log smaller than the trusted head refuses `since` (client protocol §5.6): ask for its
+      // head alone, so that a rollback shows as one rather than as a refused request.
+      if (since === 0 || !isImppError(e, 'ERR_PROTOCOL')) throw e;
+      const current = await ask(0);
+      if (!(current.head instanceof Uint8Array)) throw e;
+      const size = verifyTreeHead(current.head, { domain: name, logKey }).treeSize;
+      if (size >= since) throw e;
+      r = current;
+    }
+    if (!(r.head instanceof Uint8Array) || !Array.isArray(r.consistency)) {
+      throw new ImppError('ERR_KEYLOG_PROOF_INVALID', 'the key-log answer is malformed');
+    }
+    const head = verifier.update(r.head, r.consistency as Uint8Array[]);
+    if (own) this.#trustedHead = head.bytes;
+    else this.#domainHeads.set(name, head.bytes);
+    await this.#save();
+    return { treeSize: head.treeSize };
+  }
+
+  /**
+   * The last head of `domain`'s key log this device verified (see {@link verifyDomainLog}), for
+   * gossip with contacts of that domain; `undefined` before the first verification.
+   */
+  domainTreeHead(domain: string): Uint8Array | undefined {
+    const name = normalizeDomain(domain);
+    if (name === parseAddress(this.address).domain) return this.treeHead;
+    const head = this.#domainHeads.get(name);
+    return head === undefined ? undefined : Uint8Array.from(head);
+  }
+
   // ── State ──────────────────────────────────────────────────────────────────────────────────
 
   #sealDevice(): SealDevice {
@@ -1638,6 +1738,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     this.#known = new Map(s.known);
     this.#enrolment = s.enrolment;
     this.#trustedHead = s.trustedHead;
+    for (const [domain, head] of s.domainHeads) this.#domainHeads.set(domain, head);
     this.#uploadedPrekeyId = s.uploadedPrekeyId;
     this.#presenceKeys = [...s.presenceKeys];
     this.#denials = new Denials(s.denials);
@@ -1678,6 +1779,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         presenceKeys: this.#presenceKeys,
         enrolment: this.#enrolment,
         trustedHead: this.#trustedHead,
+        domainHeads: this.#domainHeads,
         uploadedPrekeyId: this.#uploadedPrekeyId,
         lists: new Map([...this.#lists].map(([a, l]) => [a, l.bytes])),
         watches: new Map([...this.#watches].map(([p, w]) => [p, w.serialise()])),

@@ -65,12 +65,13 @@ export class FileStateStore implements ClientStateStore {
 
 /**
  * Version of the persisted state written now. Version 2 added the verified device lists and the
- * presence watch state; version 3 the denial records. An older file is read (what it lacks starts
- * empty: no denial had been recorded by the client then) and rewritten as version 3.
+ * presence watch state; version 3 the denial records; version 4 the trusted key-log heads of
+ * other domains. An older file is read (what it lacks starts empty: no denial or other domain's
+ * head had been recorded by the client then) and rewritten as version 4.
  */
-export const CLIENT_STATE_VERSION = 3;
+export const CLIENT_STATE_VERSION = 4;
 /** Versions {@link decodeState} reads. */
-const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3];
+const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3, 4];
 
 /** The persisted state, decoded. */
 export interface PersistedState {
@@ -88,6 +89,11 @@ export interface PersistedState {
   readonly uploadedPrekeyId: number;
   /** The last key-log tree head this client verified (encoded), if any. */
   readonly trustedHead: Uint8Array | null;
+  /**
+   * Other domain → the last head of its key log this client verified (encoded). What that
+   * domain's next head must extend: losing it would forget a fork seen before a restart.
+   */
+  readonly domainHeads: ReadonlyMap<string, Uint8Array>;
   /** Presence keys received from contacts (the newest few per presentity). */
   readonly presenceKeys: readonly StoredPresenceKey[];
   /**
@@ -147,6 +153,7 @@ export function encodeState(s: PersistedState): Uint8Array {
         ? null
         : { index: s.enrolment.index, statement: toBase64Url(s.enrolment.statement) },
     trustedHead: s.trustedHead === null ? null : toBase64Url(s.trustedHead),
+    domainHeads: Object.fromEntries([...s.domainHeads].map(([d, h]) => [d, toBase64Url(h)])),
     uploadedPrekeyId: s.uploadedPrekeyId,
     presenceKeys: s.presenceKeys.map((k) => ({
       presentity: k.presentity,
@@ -192,7 +199,10 @@ export function decodeState(bytes: Uint8Array): PersistedState {
   // Version 1 had no lists or watches; from version 2 on they must be there.
   const lists = bytesMap(v.lists, 'lists', v.v !== 1);
   const watches = bytesMap(v.watches, 'watches', v.v !== 1);
-  const denials = readDenials(v.denials, v.v === 3);
+  const denials = readDenials(v.denials, v.v === 3 || v.v === 4);
+  // Before version 4 no other domain's head was kept: whatever is there is not ours.
+  const domainHeads =
+    v.v === 4 ? bytesMap(v.domainHeads, 'domainHeads', true) : new Map<string, Uint8Array>();
   const presenceKeys: StoredPresenceKey[] = [];
   if (Array.isArray(v.presenceKeys)) {
     for (const raw of v.presenceKeys as Record<string, unknown>[]) {
@@ -228,6 +238,7 @@ export function decodeState(bytes: Uint8Array): PersistedState {
         : 0,
     trustedHead:
       typeof v.trustedHead === 'string' ? fromBase64Url(v.trustedHead, 'trustedHead') : null,
+    domainHeads,
     presenceKeys,
     address: str('address'),
     deviceId: str('deviceId'),

@@ -13,6 +13,7 @@ import { ImppError } from '../errors.js';
 import type {
   BundleAnswer,
   DevicesAnswer,
+  LogAnswer,
   PresentityAction,
   WatcherAction,
 } from '../service/remote.js';
@@ -24,9 +25,18 @@ import {
   parseDeviceAddress,
 } from '../trust/address.js';
 import { type CborValue, decodeStrictCbor, encodeStrictCbor } from '../transport/cbor-strict.js';
+import { KEYLOG_HASH_BYTES } from '../trust/keylog/hash.js';
+import { KEYLOG_MAX_ENTRY_BYTES } from '../trust/keylog/log.js';
 
 /** Most watchers one presence body may list (a longer list is split over several bodies). */
 export const MAX_PRESENCE_WATCHERS = 10_000;
+/**
+ * Most hashes in one key-log proof: a proof of a tree of up to 2^64 leaves is at most 2·64 long,
+ * but a log that fits a store has far fewer than 2^32 leaves (proofs ≤ 2·32). 64 covers that.
+ */
+export const MAX_LOG_PROOF_HASHES = 64;
+/** Largest encoded signed tree head (a domain name, sizes, a hash and a signature fit easily). */
+export const MAX_LOG_HEAD_BYTES = 1024;
 /** Most devices (and bundles) one look-up answer may hold: an account's device bound. */
 export const MAX_LOOKUP_DEVICES = 64;
 /** Largest signed device list or enrolment statement in an answer (client protocol's bound). */
@@ -249,22 +259,40 @@ export function decodeSubscriptionBody(body: CborValue): SubscriptionBody {
 
 // ── Kinds 4 and 5: look-ups ──────────────────────────────────────────────────────────────────
 
-/** What a look-up asks for. */
-export type LookupOp = 'devices' | 'bundles';
+/** What a look-up asks for: a user's devices or bundles, or the receiving domain's key log. */
+export type LookupOp = 'devices' | 'bundles' | 'log';
 
 /** A kind-4 body. */
-export interface LookupRequest {
-  /** 16 random bytes; the answer repeats them. */
-  readonly rid: Uint8Array;
-  readonly op: LookupOp;
-  /** The user looked up: of the receiving domain. */
-  readonly address: string;
-  /** The user who asks: of the sending domain. */
-  readonly asker: string;
-}
+export type LookupRequest =
+  | {
+      /** 16 random bytes; the answer repeats them. */
+      readonly rid: Uint8Array;
+      readonly op: 'devices' | 'bundles';
+      /** The user looked up: of the receiving domain. */
+      readonly address: string;
+      /** The user who asks: of the sending domain. */
+      readonly asker: string;
+    }
+  | {
+      readonly rid: Uint8Array;
+      /** The receiving domain's key log (the domain is the peer's own: nothing to name). */
+      readonly op: 'log';
+      /** The tree size the asking client trusts (client protocol §5.6). */
+      readonly since: number;
+      /** The entry to include with its inclusion proof, if any. */
+      readonly index?: number;
+    };
 
 /** Encodes a kind-4 body. */
 export function encodeLookupRequest(request: LookupRequest): Uint8Array {
+  if (request.op === 'log') {
+    return encodeStrictCbor({
+      rid: request.rid,
+      op: request.op,
+      since: request.since,
+      ...(request.index === undefined ? {} : { index: request.index }),
+    });
+  }
   return encodeStrictCbor({
     rid: request.rid,
     op: request.op,
@@ -273,20 +301,25 @@ export function encodeLookupRequest(request: LookupRequest): Uint8Array {
   });
 }
 
-/** Decodes a kind-4 body strictly. */
+/** Decodes a kind-4 body strictly: the keys are those of its `op`, exactly. */
 export function decodeLookupRequest(body: CborValue): LookupRequest {
-  const map = openBody(body, 'look-up', ['rid', 'op', 'address', 'asker']);
-  return {
-    rid: bytesOf(map.rid, 'rid', LOOKUP_ID_BYTES, LOOKUP_ID_BYTES),
-    op: oneOf(map.op, ['devices', 'bundles'] as const, 'op'),
-    address: address(map.address, 'address'),
-    asker: address(map.asker, 'asker'),
-  };
+  const head = openBody(body, 'look-up', ['rid', 'op'], ['address', 'asker', 'since', 'index']);
+  const rid = bytesOf(head.rid, 'rid', LOOKUP_ID_BYTES, LOOKUP_ID_BYTES);
+  const op = oneOf(head.op, ['devices', 'bundles', 'log'] as const, 'op');
+  if (op === 'log') {
+    const map = exactMap(head, 'log look-up', ['rid', 'op', 'since'], ['index']);
+    const since = uint32(map.since, 'since');
+    return map.index === undefined
+      ? { rid, op, since }
+      : { rid, op, since, index: uint32(map.index, 'index') };
+  }
+  const map = exactMap(head, 'look-up', ['rid', 'op', 'address', 'asker']);
+  return { rid, op, address: address(map.address, 'address'), asker: address(map.asker, 'asker') };
 }
 
 /** A kind-5 body: the answer to one look-up, or the code it failed with. */
 export type LookupAnswer =
-  | { readonly rid: Uint8Array; readonly ok: DevicesAnswer | readonly BundleAnswer[] }
+  | { readonly rid: Uint8Array; readonly ok: DevicesAnswer | readonly BundleAnswer[] | LogAnswer }
   | { readonly rid: Uint8Array; readonly error: string };
 
 function devicesValue(answer: DevicesAnswer): CborValue {
@@ -321,11 +354,27 @@ export function encodeLookupAnswer(
   answer:
     | { readonly rid: Uint8Array; readonly op: 'devices'; readonly ok: DevicesAnswer }
     | { readonly rid: Uint8Array; readonly op: 'bundles'; readonly ok: readonly BundleAnswer[] }
+    | { readonly rid: Uint8Array; readonly op: 'log'; readonly ok: LogAnswer }
     | { readonly rid: Uint8Array; readonly error: string },
 ): Uint8Array {
   if ('error' in answer) return encodeStrictCbor({ rid: answer.rid, error: answer.error });
-  const ok = answer.op === 'devices' ? devicesValue(answer.ok) : answer.ok.map(bundleValue);
+  const ok =
+    answer.op === 'devices'
+      ? devicesValue(answer.ok)
+      : answer.op === 'bundles'
+        ? answer.ok.map(bundleValue)
+        : logValue(answer.ok);
   return encodeStrictCbor({ rid: answer.rid, ok });
+}
+
+function logValue(answer: LogAnswer): CborValue {
+  const map: Record<string, CborValue> = {
+    head: answer.head,
+    consistency: [...answer.consistency],
+  };
+  if (answer.entry !== undefined) map.entry = answer.entry;
+  if (answer.inclusion !== undefined) map.inclusion = [...answer.inclusion];
+  return map;
 }
 
 /** The request id of a kind-5 body, before its answer is checked against what was asked. */
@@ -416,4 +465,36 @@ export function decodeBundlesAnswer(value: CborValue | undefined): readonly Bund
       },
     };
   });
+}
+
+function proof(v: CborValue | undefined, what: string): Uint8Array[] {
+  if (!Array.isArray(v) || v.length > MAX_LOG_PROOF_HASHES) {
+    throw invalid(`${what} must list at most ${MAX_LOG_PROOF_HASHES} hashes`);
+  }
+  return (v as readonly CborValue[]).map((h) =>
+    bytesOf(h, `${what} hash`, KEYLOG_HASH_BYTES, KEYLOG_HASH_BYTES),
+  );
+}
+
+/**
+ * Decodes the `ok` of a key-log answer strictly: a head of bounded size, proofs of at most
+ * {@link MAX_LOG_PROOF_HASHES} 32-byte hashes, an entry of at most the log's own entry bound, and
+ * the entry and its inclusion proof together or not at all. Whether the entry was asked for is
+ * the caller's check; the head's signature and the proofs are the client's (it pins the key).
+ */
+export function decodeLogAnswer(value: CborValue | undefined): LogAnswer {
+  const map = exactMap(value, 'log answer', ['head', 'consistency'], ['entry', 'inclusion']);
+  const answer = {
+    head: bytesOf(map.head, 'head', 1, MAX_LOG_HEAD_BYTES),
+    consistency: proof(map.consistency, 'consistency'),
+  };
+  if ((map.entry === undefined) !== (map.inclusion === undefined)) {
+    throw invalid('log answer needs both entry and inclusion, or neither');
+  }
+  if (map.entry === undefined) return answer;
+  return {
+    ...answer,
+    entry: bytesOf(map.entry, 'entry', 1, KEYLOG_MAX_ENTRY_BYTES),
+    inclusion: proof(map.inclusion, 'inclusion'),
+  };
 }

@@ -76,8 +76,11 @@ export type {
   SubscriptionBody,
 } from './bodies.js';
 export {
+  MAX_LOG_HEAD_BYTES,
+  MAX_LOG_PROOF_HASHES,
   MAX_LOOKUP_DEVICES,
   MAX_PRESENCE_WATCHERS,
+  decodeLogAnswer,
   decodeLookupRequest,
   decodePresenceBody,
   decodeSubscriptionBody,

@@ -34,6 +34,8 @@ import type {
   BundleAnswer,
   DevicesAnswer,
   FederationInbound,
+  LogAnswer,
+  LogRequest,
   PresentityAction,
   RemoteRouter,
   WatcherAction,
@@ -46,10 +48,12 @@ import type { CborValue } from '../transport/cbor-strict.js';
 import { Emitter } from '../transport/emitter.js';
 import {
   type LookupOp,
+  type LookupRequest,
   MAX_PRESENCE_WATCHERS,
   answerError,
   decodeBundlesAnswer,
   decodeDevicesAnswer,
+  decodeLogAnswer,
   decodeLookupAnswerHead,
   decodeLookupRequest,
   decodePresenceBody,
@@ -245,17 +249,22 @@ function invalidArgument(message: string): ImppError {
   return new ImppError('ERR_INVALID_ARGUMENT', message);
 }
 
+/** What a look-up resolves to. */
+type LookupResult = DevicesAnswer | readonly BundleAnswer[] | LogAnswer;
+
 /** A look-up waiting for its answer. */
 interface PendingLookup {
   readonly peer: string;
   readonly op: LookupOp;
-  /** The user asked about: every bundle of the answer must be one of its devices. */
+  /**
+   * The user asked about: every bundle of the answer must be one of its devices. For a key-log
+   * look-up, the peer domain.
+   */
   readonly address: string;
+  /** For a key-log look-up: whether an entry was asked (the answer has one exactly then). */
+  readonly withEntry: boolean;
   link: Link | null;
-  readonly settle: (
-    error: ImppError | null,
-    answer?: DevicesAnswer | readonly BundleAnswer[],
-  ) => void;
+  readonly settle: (error: ImppError | null, answer?: LookupResult) => void;
 }
 
 // ── The router ──────────────────────────────────────────────────────────────────────────────
@@ -504,14 +513,55 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
     return (await this.#lookup('bundles', address, asker)) as readonly BundleAnswer[];
   }
 
-  #lookup(
-    op: LookupOp,
-    address: string,
-    asker: string,
-  ): Promise<DevicesAnswer | readonly BundleAnswer[]> {
+  /**
+   * GET_LOG of another domain's key log (client protocol §5.6 with `domain`): a signed head,
+   * a consistency proof from `since` and, with `index`, that entry and its inclusion proof, as
+   * the peer's own clients would get them. The answer is checked for shape and size only (and
+   * that it holds an entry exactly when one was asked): the head's signature and the proofs are
+   * the client's to check under that domain's pinned key. Same errors as {@link devices}.
+   */
+  async log(domain: string, request: LogRequest): Promise<LogAnswer> {
+    const peer = normalizeDomain(domain);
+    if (peer === this.#domain) throw invalidArgument('the key log asked must be of another domain');
+    for (const [what, v] of [
+      ['since', request.since],
+      ['index', request.index ?? 0],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 0 || v > 0xffff_ffff) {
+        throw invalidArgument(`${what} must be an unsigned 32-bit integer`);
+      }
+    }
+    this.#federated(peer);
+    const rid = randomBytes(16);
+    const body = encodeLookupRequest({ rid, op: 'log', ...request });
+    return (await this.#ask(
+      peer,
+      'log',
+      peer,
+      request.index !== undefined,
+      rid,
+      body,
+    )) as LogAnswer;
+  }
+
+  #lookup(op: 'devices' | 'bundles', address: string, asker: string): Promise<LookupResult> {
     this.#ownUser(asker, 'asker');
     const peer = this.#remoteUsers([address], 'address');
     this.#federated(peer);
+    const rid = randomBytes(16);
+    const body = encodeLookupRequest({ rid, op, address, asker });
+    return this.#ask(peer, op, address, false, rid, body);
+  }
+
+  /** Sends the kind-4 `request` (with `rid` inside) to `peer` and waits for the kind-5 answer. */
+  #ask(
+    peer: string,
+    op: LookupOp,
+    address: string,
+    withEntry: boolean,
+    rid: Uint8Array,
+    request: Uint8Array,
+  ): Promise<LookupResult> {
     const links = this.#links?.();
     if (links === undefined) {
       return Promise.reject(new ImppError('ERR_CONNECTION_CLOSED', 'no links for look-ups'));
@@ -522,7 +572,6 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
         new ImppError('ERR_RATE_LIMITED', `too many look-ups waiting for ${peer}`),
       );
     }
-    const rid = randomBytes(16);
     const key = `${peer} ${toHex(rid)}`;
     const deadline = Date.now() + this.#lookupTimeoutMs;
     return new Promise((resolve, reject) => {
@@ -535,6 +584,7 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
         peer,
         op,
         address,
+        withEntry,
         link: null,
         settle: (error, answer) => {
           if (this.#pending.get(key) !== entry) return;
@@ -543,13 +593,12 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
           const left = (this.#pendingPerPeer.get(peer) ?? 1) - 1;
           if (left === 0) this.#pendingPerPeer.delete(peer);
           else this.#pendingPerPeer.set(peer, left);
-          if (error === null) resolve(answer as DevicesAnswer | readonly BundleAnswer[]);
+          if (error === null) resolve(answer as LookupResult);
           else reject(error);
         },
       };
       this.#pending.set(key, entry);
       this.#pendingPerPeer.set(peer, waiting + 1);
-      const request = encodeLookupRequest({ rid, op, address, asker });
       this.#sendOnLink(
         links,
         peer,
@@ -802,10 +851,14 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
    */
   async #answerLookup(peer: string, body: CborValue): Promise<void> {
     const request = await this.#decode(peer, () => decodeLookupRequest(body));
-    await this.#speaksFor(peer, request.asker, 'look-up by a user');
-    const domain = domainOf(request.address);
-    if (domain !== this.#domain) return this.#misrouted(peer, `look-up of a user of ${domain}`);
+    if (request.op !== 'log') {
+      await this.#speaksFor(peer, request.asker, 'look-up by a user');
+      const domain = domainOf(request.address);
+      if (domain !== this.#domain) return this.#misrouted(peer, `look-up of a user of ${domain}`);
+    }
+    // Both are costly here: a bundle consumes a one-time prekey, a key-log answer signs a head.
     if (request.op === 'bundles') await this.#limit(this.#lookupLimit, peer, 'bundle look-up');
+    if (request.op === 'log') await this.#limit(this.#lookupLimit, peer, 'key-log look-up');
     const links = this.#links?.();
     if (links === undefined) {
       throw new ImppError('ERR_CONNECTION_CLOSED', 'look-ups are not answered here');
@@ -813,18 +866,7 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
     const local = this.#local();
     let answer: Uint8Array;
     try {
-      answer =
-        request.op === 'devices'
-          ? encodeLookupAnswer({
-              rid: request.rid,
-              op: 'devices',
-              ok: await local.devices(request.address, request.asker),
-            })
-          : encodeLookupAnswer({
-              rid: request.rid,
-              op: 'bundles',
-              ok: await local.bundles(request.address, request.asker),
-            });
+      answer = await this.#answerFor(local, request);
       if (answer.length > MAX_FEDERATION_BODY_BYTES) {
         throw new ImppError('ERR_FRAME_TOO_LARGE', 'the answer does not fit a frame');
       }
@@ -838,13 +880,36 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
     });
   }
 
+  async #answerFor(local: FederationInbound, request: LookupRequest): Promise<Uint8Array> {
+    const rid = request.rid;
+    if (request.op === 'log') {
+      if (local.log === undefined) throw new ImppError('ERR_NOT_FOUND', 'no key log here');
+      const asked =
+        request.index === undefined
+          ? { since: request.since }
+          : { since: request.since, index: request.index };
+      return encodeLookupAnswer({ rid, op: 'log', ok: await local.log(asked) });
+    }
+    return request.op === 'devices'
+      ? encodeLookupAnswer({
+          rid,
+          op: 'devices',
+          ok: await local.devices(request.address, request.asker),
+        })
+      : encodeLookupAnswer({
+          rid,
+          op: 'bundles',
+          ok: await local.bundles(request.address, request.asker),
+        });
+  }
+
   /** Kind 5: the answer to one of our look-ups. An answer nobody waits for is ACKed and dropped. */
   async #takeAnswer(peer: string, body: CborValue): Promise<void> {
     const { rid, map } = await this.#decode(peer, () => decodeLookupAnswerHead(body));
     const entry = this.#pending.get(`${peer} ${toHex(rid)}`);
     // Timed out, or never asked (a peer cannot guess a rid of another peer's look-up).
     if (entry === undefined) return;
-    let answer: DevicesAnswer | readonly BundleAnswer[];
+    let answer: LookupResult;
     try {
       const code = answerError(map);
       if (code !== null) {
@@ -857,7 +922,18 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
         );
         return;
       }
-      answer = entry.op === 'devices' ? decodeDevicesAnswer(map.ok) : decodeBundlesAnswer(map.ok);
+      answer =
+        entry.op === 'devices'
+          ? decodeDevicesAnswer(map.ok)
+          : entry.op === 'bundles'
+            ? decodeBundlesAnswer(map.ok)
+            : decodeLogAnswer(map.ok);
+      if (entry.op === 'log' && ((answer as LogAnswer).entry !== undefined) !== entry.withEntry) {
+        throw new ImppError(
+          'ERR_PAYLOAD_INVALID',
+          entry.withEntry ? 'a key-log answer without the entry asked' : 'an entry not asked for',
+        );
+      }
     } catch (error) {
       entry.settle(new ImppError('ERR_PAYLOAD_INVALID', `${peer} answered a malformed look-up`));
       return this.#refuse(

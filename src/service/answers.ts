@@ -1,11 +1,15 @@
 /**
- * The directory answers of this domain (client protocol §5.3 GET_DEVICES, §5.4 GET_BUNDLES),
- * built once for both askers: a local session, and a peer domain asking for one of its users
+ * The directory answers of this domain (client protocol §5.3 GET_DEVICES, §5.4 GET_BUNDLES) and
+ * its key log (§5.6 GET_LOG), built once for both askers: a local session, and a peer domain asking for one of its users
  * (./federation-inbound.ts). Either way the owner's decisions apply (T13): an asker the owner
  * denied gets the answers of a user who does not exist.
  */
+import type { SigningKeyPair } from '../crypto/index.js';
+import type { CborValue } from '../transport/cbor-strict.js';
+import type { KeyLog } from '../trust/keylog/log.js';
 import type { ServerDefences } from './defences.js';
-import type { BundleAnswer, DevicesAnswer } from './remote.js';
+import { bad } from './protocol.js';
+import type { BundleAnswer, DevicesAnswer, LogAnswer, LogRequest } from './remote.js';
 import type { ServiceStore } from './store/types.js';
 
 /** The answer for a user who does not exist, or who denied the asker. */
@@ -118,4 +122,49 @@ export function bundlesBody(bundles: readonly BundleAnswer[]): {
       ? {}
       : { oneTimePrekey: { id: b.oneTimePrekey.id, publicKey: b.oneTimePrekey.publicKey } }),
   }));
+}
+
+/**
+ * GET_LOG of this domain's key log: a tree head signed now, the consistency proof from the size
+ * the asker trusts (RFC 9162 §2.1.4) and, when asked, one entry with its inclusion proof
+ * (§2.1.3). Signing costs a signature per call: callers rate-limit it.
+ *
+ * @throws `ERR_PROTOCOL` when `since` is beyond the log or `index` is not inside it.
+ * @example
+ * ```ts
+ * const answer = localLog(server, { since: 3, index: 5 });
+ * ```
+ */
+export function localLog(
+  host: {
+    readonly keyLog: KeyLog;
+    readonly logKey: Pick<SigningKeyPair, 'secretKey'>;
+    readonly now: () => number;
+  },
+  request: LogRequest,
+): LogAnswer {
+  const log = host.keyLog;
+  const head = log.signHead(host.logKey.secretKey, host.now());
+  const size = head.treeSize;
+  const { since, index } = request;
+  if (!Number.isSafeInteger(since) || since < 0 || since > size) {
+    bad('since', `an integer 0..${size}`);
+  }
+  const answer = { head: head.bytes, consistency: log.consistencyProof(since, size) };
+  if (index === undefined) return answer;
+  if (!Number.isSafeInteger(index) || index < 0 || index >= size) {
+    bad('index', 'an index inside the log');
+  }
+  return { ...answer, entry: log.entry(index), inclusion: log.inclusionProof(index, size) };
+}
+
+/** A log answer as a RESULT body (the wire shape is the interface's own). */
+export function logBody(answer: LogAnswer): Record<string, CborValue> {
+  const out: Record<string, CborValue> = {
+    head: answer.head,
+    consistency: [...answer.consistency],
+  };
+  if (answer.entry !== undefined) out.entry = answer.entry;
+  if (answer.inclusion !== undefined) out.inclusion = [...answer.inclusion];
+  return out;
 }

@@ -12,13 +12,15 @@
 import { ImppError, isImppError } from '../errors.js';
 import { readEnvelopeHeader } from '../seal/header.js';
 import { formatAddress, parseAddress, parseDeviceAddress } from '../trust/address.js';
-import { NO_DEVICES, deniedBy, localBundles, localDevices } from './answers.js';
+import { NO_DEVICES, deniedBy, localBundles, localDevices, localLog } from './answers.js';
 import type { SessionHost } from './host.js';
 import type {
   BundleAnswer,
   DevicesAnswer,
   FederationInbound,
   InboundItem,
+  LogAnswer,
+  LogRequest,
   PresentityAction,
   WatcherAction,
 } from './remote.js';
@@ -26,7 +28,7 @@ import type {
 /** What the inbound side needs of its server. */
 export type InboundHost = Pick<
   SessionHost,
-  'domain' | 'store' | 'defences' | 'now' | 'onlineOf' | 'log'
+  'domain' | 'store' | 'defences' | 'now' | 'onlineOf' | 'log' | 'keyLog' | 'logKey'
 >;
 
 /**
@@ -84,6 +86,15 @@ export class ServiceFederationInbound implements FederationInbound {
     const owner = this.#local(address);
     if (await deniedBy(this.#host, owner, asker)) return [];
     return localBundles(this.#host.store, owner);
+  }
+
+  /**
+   * A peer's look-up of this domain's key log, for one of its users: the same answer as a local
+   * GET_LOG. The log is public to whoever can check it; the peer's rate limit bounds the signing.
+   */
+  log(request: LogRequest): Promise<LogAnswer> {
+    // Deferred, so that a refused `since` or `index` rejects rather than throws.
+    return Promise.resolve().then(() => localLog(this.#host, request));
   }
 
   /**

@@ -40,6 +40,27 @@ export interface BundleAnswer {
   readonly oneTimePrekey?: { readonly id: number; readonly publicKey: Uint8Array };
 }
 
+/**
+ * The answer to GET_LOG (client protocol §5.6), for this domain's key log or, through the
+ * federation, another domain's: a signed tree head, a consistency proof from `since` (RFC 9162
+ * §2.1.4) and, when an index was asked, that entry with its inclusion proof (§2.1.3). Nothing in
+ * it needs trusting the server that relays it: the client checks the head under the log's
+ * pinned key and the proofs against the head.
+ */
+export interface LogAnswer {
+  /** The encoded signed tree head (src/trust/keylog/tree-head.ts). */
+  readonly head: Uint8Array;
+  readonly consistency: readonly Uint8Array[];
+  readonly entry?: Uint8Array;
+  readonly inclusion?: readonly Uint8Array[];
+}
+
+/** What a GET_LOG asks: the size the client trusts, and optionally one entry. */
+export interface LogRequest {
+  readonly since: number;
+  readonly index?: number;
+}
+
 /** A subscription action of a watcher (SUBSCRIBE / UNSUBSCRIBE). */
 export type WatcherAction = 'request' | 'cancel';
 /** A decision of a presentity (DECIDE). */
@@ -108,6 +129,13 @@ export interface RemoteRouter {
     /** Approved watchers (`user@domain`), all of one other domain. */
     readonly watchers: readonly string[];
   }): Promise<void>;
+
+  /**
+   * GET_LOG of another domain's key log (client protocol §5.6 with `domain`), answered by that
+   * domain over the link. Optional so that routers written before it still fit: without it a
+   * session refuses such a GET_LOG with `ERR_DOMAIN_NOT_SERVED`. Same errors as {@link devices}.
+   */
+  log?(domain: string, request: LogRequest): Promise<LogAnswer>;
 }
 
 /** An item a peer domain delivers into a local device's queue. */
@@ -182,4 +210,10 @@ export interface FederationInbound {
     readonly presentity: string;
     readonly watchers: readonly string[];
   }): Promise<number>;
+  /**
+   * A peer's look-up of this domain's key log: answered exactly as a local GET_LOG. Optional for
+   * the same reason as {@link RemoteRouter.log}; without it the look-up fails `ERR_NOT_FOUND`.
+   * @throws `ERR_PROTOCOL` for a `since` or `index` outside the log.
+   */
+  log?(request: LogRequest): Promise<LogAnswer>;
 }

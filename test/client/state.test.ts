@@ -37,6 +37,11 @@ const stateArb: fc.Arbitrary<PersistedState> = fc.record({
     { nil: null },
   ),
   trustedHead: fc.option(fc.uint8Array({ maxLength: 64 }), { nil: null }),
+  domainHeads: fc
+    .array(fc.tuple(fc.stringMatching(/^[a-z]{1,8}\.example$/), fc.uint8Array({ maxLength: 64 })), {
+      maxLength: 3,
+    })
+    .map((entries) => new Map(entries)),
   uploadedPrekeyId: fc.nat(),
   presenceKeys: fc.array(
     fc.record({
@@ -85,7 +90,7 @@ describe('client state', () => {
   });
 
   it('refuses an unknown version and garbage', () => {
-    expect(() => decodeState(new TextEncoder().encode('{"v":4}'))).toThrow(
+    expect(() => decodeState(new TextEncoder().encode('{"v":5}'))).toThrow(
       expect.objectContaining({ code: 'ERR_STORAGE' }),
     );
     expect(() => decodeState(Uint8Array.from([0xff, 0xfe]))).toThrow(
@@ -106,6 +111,7 @@ describe('client state', () => {
           publisher: null,
           enrolment: null,
           trustedHead: null,
+          domainHeads: new Map([['b.example', Uint8Array.from([3])]]),
           uploadedPrekeyId: 0,
           presenceKeys: [],
           lists: new Map([['bob@example.org', Uint8Array.from([1, 2])]]),
@@ -145,6 +151,46 @@ describe('client state', () => {
         new TextEncoder().encode(JSON.stringify({ ...v2, lists: { 'bob@example.org': 7 } })),
       ),
     ).toThrow(expect.objectContaining({ code: 'ERR_STORAGE' }));
+  });
+
+  it('reads a version 3 file (no other domain heads yet); version 4 must have them', () => {
+    const v4 = JSON.parse(
+      new TextDecoder().decode(
+        encodeState({
+          address: 'alice@example.org',
+          deviceId: 'laptop',
+          seed: new Uint8Array(32),
+          device: Uint8Array.from([1]),
+          registered: true,
+          known: new Map(),
+          publisher: null,
+          enrolment: null,
+          trustedHead: null,
+          domainHeads: new Map([['b.example', Uint8Array.from([3])]]),
+          uploadedPrekeyId: 0,
+          presenceKeys: [],
+          lists: new Map(),
+          watches: new Map(),
+          denials: [],
+        }),
+      ),
+    ) as Record<string, unknown>;
+    expect(v4.v).toBe(4);
+    expect(
+      decodeState(new TextEncoder().encode(JSON.stringify(v4))).domainHeads.get('b.example'),
+    ).toEqual(Uint8Array.from([3]));
+    const without = Object.fromEntries(Object.entries(v4).filter(([k]) => k !== 'domainHeads'));
+    // A version 3 file had none; a stray field of that name in one is not trusted.
+    expect(
+      decodeState(new TextEncoder().encode(JSON.stringify({ ...v4, v: 3 }))).domainHeads.size,
+    ).toBe(0);
+    expect(
+      decodeState(new TextEncoder().encode(JSON.stringify({ ...without, v: 3 }))).domainHeads.size,
+    ).toBe(0);
+    // Dropping them from a version 4 file would forget a head a fork must extend.
+    expect(() => decodeState(new TextEncoder().encode(JSON.stringify(without)))).toThrow(
+      expect.objectContaining({ code: 'ERR_STORAGE' }),
+    );
   });
 
   it('writes the file atomically and readable only by its owner', async () => {

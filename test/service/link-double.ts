@@ -20,7 +20,7 @@ import { parseAddress, parseDeviceAddress } from '../../src/trust/address.js';
 export interface Crossing {
   readonly from: string;
   readonly to: string;
-  readonly what: 'route' | 'devices' | 'bundles' | 'subscription' | 'decision' | 'presence';
+  readonly what: 'route' | 'devices' | 'bundles' | 'log' | 'subscription' | 'decision' | 'presence';
 }
 
 export class LinkDouble {
@@ -91,6 +91,12 @@ export class LinkDouble {
         const peer = this.#peer(origin, domainOf(address), 'bundles');
         if (this.lookupFailure !== undefined) throw new ImppError(this.lookupFailure, 'link');
         return peer.bundles(address, asker);
+      },
+      log: async (domain, request) => {
+        const peer = this.#peer(origin, domain, 'log');
+        if (this.lookupFailure !== undefined) throw new ImppError(this.lookupFailure, 'link');
+        if (peer.log === undefined) throw new ImppError('ERR_NOT_FOUND', 'no key log');
+        return peer.log(request);
       },
       subscription: (request) =>
         this.#peer(origin, domainOf(request.presentity), 'subscription').subscription(request),
