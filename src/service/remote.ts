@@ -66,6 +66,29 @@ export type WatcherAction = 'request' | 'cancel';
 /** A decision of a presentity (DECIDE). */
 export type PresentityAction = 'approve' | 'deny' | 'revoke';
 
+/** A watcher's SUBSCRIBE / UNSUBSCRIBE, as it crosses between the two domains. */
+export interface SubscriptionRequest {
+  readonly presentity: string;
+  readonly watcher: string;
+  readonly action: WatcherAction;
+}
+
+/** A presentity's DECIDE, with its latest presence object on approval. */
+export interface DecisionRequest {
+  readonly presentity: string;
+  readonly watcher: string;
+  readonly action: PresentityAction;
+  readonly presence?: Uint8Array;
+}
+
+/** One presence object for the approved watchers of one other domain. */
+export interface PresenceFanOut {
+  readonly object: Uint8Array;
+  readonly presentity: string;
+  /** Approved watchers (`user@domain`), all of the receiving domain. */
+  readonly watchers: readonly string[];
+}
+
 /**
  * What the server asks of the federation for addresses in other domains. Every method is called
  * only for an address whose domain is not the server's own; each may throw
@@ -100,35 +123,21 @@ export interface RemoteRouter {
    * to the local store's copy of the subscription: forwarded durably, in order, to the
    * presentity's home domain, which is the authority.
    */
-  subscription(request: {
-    readonly presentity: string;
-    readonly watcher: string;
-    readonly action: WatcherAction;
-  }): Promise<void>;
+  subscription(request: SubscriptionRequest): Promise<void>;
 
   /**
    * A local presentity's DECIDE about a watcher of another domain, already applied locally:
    * forwarded durably, in order, to the watcher's domain. With `presence` (the presentity's
    * latest presence object, on approve) the watcher's domain hands it to the watcher at once.
    */
-  decision(request: {
-    readonly presentity: string;
-    readonly watcher: string;
-    readonly action: PresentityAction;
-    readonly presence?: Uint8Array;
-  }): Promise<void>;
+  decision(request: DecisionRequest): Promise<void>;
 
   /**
    * A PUBLISH by a local presentity with approved watchers in another domain: the same sealed
    * bytes cross the link once per domain with the list of that domain's approved watchers, and
    * that domain fans it out. Durable once resolved.
    */
-  presence(request: {
-    readonly object: Uint8Array;
-    readonly presentity: string;
-    /** Approved watchers (`user@domain`), all of one other domain. */
-    readonly watchers: readonly string[];
-  }): Promise<void>;
+  presence(request: PresenceFanOut): Promise<void>;
 
   /**
    * GET_LOG of another domain's key log (client protocol §5.6 with `domain`), answered by that
@@ -188,28 +197,15 @@ export interface FederationInbound {
   /** GET_BUNDLES of local user `address` for remote user `asker` (a denied asker: none). */
   bundles(address: string, asker: string): Promise<readonly BundleAnswer[]>;
   /** A remote watcher subscribes to / unsubscribes from a local presentity. */
-  subscription(request: {
-    readonly presentity: string;
-    readonly watcher: string;
-    readonly action: WatcherAction;
-  }): Promise<void>;
+  subscription(request: SubscriptionRequest): Promise<void>;
   /** A remote presentity decided about a local watcher (the mirror of its home's record). */
-  decision(request: {
-    readonly presentity: string;
-    readonly watcher: string;
-    readonly action: PresentityAction;
-    readonly presence?: Uint8Array;
-  }): Promise<void>;
+  decision(request: DecisionRequest): Promise<void>;
   /**
    * A presence object of a remote presentity for the listed local watchers: each gets it only
    * if our own copy of its subscription is approved (the peer cannot add watchers). Resolves to
    * the number of sessions it was pushed to.
    */
-  presence(request: {
-    readonly object: Uint8Array;
-    readonly presentity: string;
-    readonly watchers: readonly string[];
-  }): Promise<number>;
+  presence(request: PresenceFanOut): Promise<number>;
   /**
    * A peer's look-up of this domain's key log: answered exactly as a local GET_LOG. Optional for
    * the same reason as {@link RemoteRouter.log}; without it the look-up fails `ERR_NOT_FOUND`.

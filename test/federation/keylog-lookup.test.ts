@@ -10,50 +10,27 @@
  *   contact's enrolment under it, and refuses b.example's log when a second server holding
  *   b.example's keys (the malicious-server trick: a forked domain) answers with another history.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AuthRegistry,
-  Authenticator,
-  DEFAULT_EXCHANGE_LIMITS,
-  LocalAccounts,
-  MemoryAuditSink,
-  SqliteLocalAccountRepository,
-  localProvider,
-  makeAuthPolicy,
-  scramServer,
-} from '../../src/auth/index.js';
-import {
-  ImppClient,
-  type ImppClientOptions,
-  type ReceivedMessage,
-  type TrustWarningEvent,
-} from '../../src/client/client.js';
-import { FileStateStore } from '../../src/client/state.js';
-import { SecretBytes, generateSigningKeyPair, randomBytes } from '../../src/crypto/index.js';
+import type { ReceivedMessage, TrustWarningEvent } from '../../src/client/client.js';
+import { generateSigningKeyPair, randomBytes } from '../../src/crypto/index.js';
 import { isImppError } from '../../src/errors.js';
 import {
   FederationKind,
-  FederationNode,
   MAX_LOG_HEAD_BYTES,
   MAX_LOG_PROOF_HASHES,
   decodeLookupRequest,
   encodeLookupRequest,
 } from '../../src/federation/index.js';
 import type { LogAnswer } from '../../src/service/remote.js';
-import { ImppServer } from '../../src/service/server.js';
-import { type SqliteServiceStore, openSqliteServiceStore } from '../../src/service/store/index.js';
 import {
   type CborValue,
   decodeStrictCbor,
   encodeStrictCbor,
 } from '../../src/transport/cbor-strict.js';
 import { KEYLOG_MAX_ENTRY_BYTES } from '../../src/trust/keylog/log.js';
-import { createLoopbackPki } from '../helpers/tls-fixtures.js';
 import { next, quiet } from '../service/harness.js';
-import { type TestDomain, makeDomain, trustFor, until } from './helpers.js';
+import { startFullDomain } from './full-domain.js';
+import { type TestDomain, makeDomain, until } from './helpers.js';
 import { Harness, RawLink, codeOf } from './router-harness.js';
 
 let a: TestDomain;
@@ -196,95 +173,6 @@ describe('key-log answers from a hand-played peer', () => {
 
 // ── Two real servers and the client SDK ──────────────────────────────────────────────────────
 
-const PASSWORD = 'federated test password';
-
-interface Domain {
-  readonly node: FederationNode;
-  readonly server: ImppServer;
-  readonly store: SqliteServiceStore;
-  readonly fedPort: number;
-  client(user: string, deviceId: string, extra?: Partial<ImppClientOptions>): ImppClient;
-}
-
-/** A whole domain on loopback: accounts, server, store and federation node (peer key pinned). */
-async function startDomain(
-  d: TestDomain,
-  peer: TestDomain,
-  routes: Map<string, { host: string; port: number }[]>,
-): Promise<Domain> {
-  const dir = mkdtempSync(join(tmpdir(), `impp-keylog-${d.domain}-`));
-  const pki = await createLoopbackPki();
-  const registry = new AuthRegistry({
-    domain: d.domain,
-    serverSecret: new SecretBytes(randomBytes(32)),
-  });
-  registry.registerMechanism(scramServer({ plus: true }));
-  const repository = new SqliteLocalAccountRepository(':memory:');
-  await registry.registerProvider(localProvider({ repository, iterations: 4096 }));
-  const accounts = new LocalAccounts(repository, d.domain, 4096);
-  for (const u of ['alice', 'bob']) accounts.create(u, PASSWORD);
-  const authenticator = new Authenticator(
-    registry,
-    makeAuthPolicy(d.domain, [{ mechanism: 'SCRAM-SHA-256-PLUS', provider: 'local' }], {
-      limits: { ...DEFAULT_EXCHANGE_LIMITS, minFailureMs: 0 },
-    }),
-    { audit: new MemoryAuditSink() },
-  );
-  const store = openSqliteServiceStore({ path: join(dir, 'store.db') });
-  const node = new FederationNode({
-    domain: d.domain,
-    trust: trustFor(d.domain, [
-      { domain: peer.domain, proof: 'key', publicKey: peer.key.publicKey },
-    ]),
-    store,
-    tls: { certPem: d.cert.certPem, keyPem: d.cert.keyPem },
-    domainKey: d.key,
-    resolve: { overrides: routes },
-    retry: { baseMs: 20, maxMs: 100 },
-  });
-  const server = new ImppServer({
-    domain: d.domain,
-    tls: { key: pki.server.keyPem, cert: pki.server.certPem },
-    store,
-    authenticator,
-    domainKey: d.key,
-    remote: node.router,
-  });
-  node.attach(server.federationInbound);
-  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-  const fedPort = await node.listen({ port: 0, host: '127.0.0.1' });
-  const clients: ImppClient[] = [];
-  cleanups.push(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    await node.close();
-    await server.close();
-    await store.close();
-    await registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return {
-    node,
-    server,
-    store,
-    fedPort,
-    client(user, deviceId, extra = {}) {
-      const c = new ImppClient({
-        host: '127.0.0.1',
-        port,
-        ca: pki.ca.certPem,
-        servername: 'localhost',
-        address: `${user}@${d.domain}`,
-        password: PASSWORD,
-        deviceId,
-        state: new FileStateStore(join(dir, `${user}-${deviceId}.state`)),
-        ...extra,
-      });
-      clients.push(c);
-      return c;
-    },
-  };
-}
-
 async function code(p: Promise<unknown>): Promise<unknown> {
   return p.then(
     () => 'resolved',
@@ -296,8 +184,20 @@ describe('another domain’s key log between two real servers', () => {
   it('verifies it under the pinned key, checks enrolments with it, and refuses a fork', async () => {
     const aRoutes = new Map<string, { host: string; port: number }[]>();
     const bRoutes = new Map<string, { host: string; port: number }[]>();
-    const da = await startDomain(a, b, aRoutes);
-    const db = await startDomain(b, a, bRoutes);
+    const da = await startFullDomain(
+      a,
+      { domain: b.domain, proof: 'key', publicKey: b.key.publicKey },
+      aRoutes,
+      cleanups,
+      { iterations: 4096 },
+    );
+    const db = await startFullDomain(
+      b,
+      { domain: a.domain, proof: 'key', publicKey: a.key.publicKey },
+      bRoutes,
+      cleanups,
+      { iterations: 4096 },
+    );
     aRoutes.set(b.domain, [{ host: '127.0.0.1', port: db.fedPort }]);
     bRoutes.set(a.domain, [{ host: '127.0.0.1', port: da.fedPort }]);
     const bob = db.client('bob', 'phone');
@@ -340,7 +240,13 @@ describe('another domain’s key log between two real servers', () => {
 
     // A second b.example (same certificate and keys, its own store and log) now answers a.example.
     const forkRoutes = new Map<string, { host: string; port: number }[]>();
-    const forked = await startDomain(b, a, forkRoutes);
+    const forked = await startFullDomain(
+      b,
+      { domain: a.domain, proof: 'key', publicKey: a.key.publicKey },
+      forkRoutes,
+      cleanups,
+      { iterations: 4096 },
+    );
     forkRoutes.set(a.domain, [{ host: '127.0.0.1', port: da.fedPort }]);
     const mallory = forked.client('bob', 'phone');
     await mallory.connect(); // its log: one entry, not b.example's first

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SecretBytes, generateSigningKeyPair, randomBytes, toHex } from '../../src/crypto/index.js';
+import { generateSigningKeyPair, randomBytes, toHex } from '../../src/crypto/index.js';
 import { ImppError, isImppError } from '../../src/errors.js';
 import {
   FederationNode,
@@ -27,24 +27,11 @@ import type {
   InboundItem,
 } from '../../src/service/remote.js';
 import { type SqliteServiceStore, openSqliteServiceStore } from '../../src/service/store/index.js';
-import { ImppServer } from '../../src/service/server.js';
-import {
-  AuthRegistry,
-  Authenticator,
-  DEFAULT_EXCHANGE_LIMITS,
-  LocalAccounts,
-  MemoryAuditSink,
-  SqliteLocalAccountRepository,
-  localProvider,
-  makeAuthPolicy,
-  scramServer,
-} from '../../src/auth/index.js';
-import { ImppClient, type ReceivedMessage } from '../../src/client/client.js';
-import { FileStateStore } from '../../src/client/state.js';
-import { createLoopbackPki } from '../helpers/tls-fixtures.js';
+import type { ReceivedMessage } from '../../src/client/client.js';
 import { next } from '../service/harness.js';
 import { readEnvelopeHeader } from '../../src/seal/header.js';
 import { sealedMessage } from '../service/store/envelopes.js';
+import { startFullDomain } from './full-domain.js';
 import { type TestDomain, makeDomain, trustFor, until } from './helpers.js';
 
 let a: TestDomain;
@@ -266,103 +253,22 @@ describe('FederationNode', () => {
 
 // ── Two real servers and the client SDK ──────────────────────────────────────────────────────
 
-const PASSWORD = 'federated test password';
-
-interface Domain {
-  readonly node: FederationNode;
-  readonly server: ImppServer;
-  readonly store: SqliteServiceStore;
-  readonly port: number;
-  readonly fedPort: number;
-  readonly ca: string;
-  readonly dir: string;
-  client(user: string, deviceId: string): ImppClient;
-}
-
-/** A whole domain on loopback: local accounts, server, store and federation node. */
-async function startDomain(
-  d: TestDomain,
-  peer: TestDomain,
-  routes: Map<string, { host: string; port: number }[]>,
-): Promise<Domain> {
-  const dir = mkdtempSync(join(tmpdir(), `impp-node-${d.domain}-`));
-  const pki = await createLoopbackPki();
-  const registry = new AuthRegistry({
-    domain: d.domain,
-    serverSecret: new SecretBytes(randomBytes(32)),
-  });
-  registry.registerMechanism(scramServer({ plus: true }));
-  const repository = new SqliteLocalAccountRepository(':memory:');
-  await registry.registerProvider(localProvider({ repository }));
-  const accounts = new LocalAccounts(repository, d.domain);
-  for (const u of ['alice', 'bob']) accounts.create(u, PASSWORD);
-  const authenticator = new Authenticator(
-    registry,
-    makeAuthPolicy(d.domain, [{ mechanism: 'SCRAM-SHA-256-PLUS', provider: 'local' }], {
-      limits: { ...DEFAULT_EXCHANGE_LIMITS, minFailureMs: 0 },
-    }),
-    { audit: new MemoryAuditSink() },
-  );
-  const store = openSqliteServiceStore({ path: join(dir, 'store.db') });
-  const node = new FederationNode({
-    domain: d.domain,
-    trust: trustFor(d.domain, [{ domain: peer.domain, proof: 'x509', caPem: peer.ca.certPem }]),
-    store,
-    tls: { certPem: d.cert.certPem, keyPem: d.cert.keyPem },
-    resolve: { overrides: routes },
-    retry: { baseMs: 20, maxMs: 100 },
-  });
-  const server = new ImppServer({
-    domain: d.domain,
-    tls: { key: pki.server.keyPem, cert: pki.server.certPem },
-    store,
-    authenticator,
-    domainKey: d.key,
-    remote: node.router,
-  });
-  node.attach(server.federationInbound);
-  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
-  const fedPort = await node.listen({ port: 0, host: '127.0.0.1' });
-  const clients: ImppClient[] = [];
-  cleanups.push(async () => {
-    for (const c of clients) await c.close().catch(() => undefined);
-    await node.close();
-    await server.close();
-    await store.close();
-    await registry.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return {
-    node,
-    server,
-    store,
-    port,
-    fedPort,
-    ca: pki.ca.certPem,
-    dir,
-    client(user, deviceId) {
-      const c = new ImppClient({
-        host: '127.0.0.1',
-        port,
-        ca: pki.ca.certPem,
-        servername: 'localhost',
-        address: `${user}@${d.domain}`,
-        password: PASSWORD,
-        deviceId,
-        state: new FileStateStore(join(dir, `${user}-${deviceId}.state`)),
-      });
-      clients.push(c);
-      return c;
-    },
-  };
-}
-
 describe('FederationNode between two real servers', () => {
   it('alice@a.example and bob@b.example talk through the client SDK', async () => {
     const aRoutes = new Map<string, { host: string; port: number }[]>();
     const bRoutes = new Map<string, { host: string; port: number }[]>();
-    const da = await startDomain(a, b, aRoutes);
-    const db = await startDomain(b, a, bRoutes);
+    const da = await startFullDomain(
+      a,
+      { domain: b.domain, proof: 'x509', caPem: b.ca.certPem },
+      aRoutes,
+      cleanups,
+    );
+    const db = await startFullDomain(
+      b,
+      { domain: a.domain, proof: 'x509', caPem: a.ca.certPem },
+      bRoutes,
+      cleanups,
+    );
     aRoutes.set(b.domain, [{ host: '127.0.0.1', port: db.fedPort }]);
     bRoutes.set(a.domain, [{ host: '127.0.0.1', port: da.fedPort }]);
     const alice = da.client('alice', 'laptop');
