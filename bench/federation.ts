@@ -29,8 +29,8 @@
  * bench/federation-drain.ts (the time to drain a queue of 100,000 objects once a peer comes
  * back) and prints its figures.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -148,6 +148,26 @@ interface Figures {
   readonly seconds: number;
   readonly latency: number[];
   readonly acked: number[];
+  /** CPU time per message, µs: a.example's and b.example's server processes, this process. */
+  readonly cpu: { readonly a: number; readonly b: number; readonly bench: number };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (proc(5)); 100 on Linux unless configured. */
+const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU time of process `pid` so far, µs (fields 14 and 15 of proc(5) stat). */
+function processCpuMicros(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may hold spaces: fields are counted after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK;
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -215,11 +235,25 @@ try {
       );
     };
     await loop(warmup, 'warm-up', false);
+    const pidA = fed.get('a.example').proc?.pid;
+    const pidB = fed.get('b.example').proc?.pid;
+    const before = {
+      a: processCpuMicros(pidA),
+      b: processCpuMicros(pidB),
+      bench: process.cpuUsage(),
+    };
     const start = performance.now();
     await loop(perSender, 'run', true);
     const seconds = (performance.now() - start) / 1000;
+    const n = perSender * concurrency;
+    const benchUsed = process.cpuUsage(before.bench);
+    const cpu = {
+      a: (processCpuMicros(pidA) - before.a) / n,
+      b: (processCpuMicros(pidB) - before.b) / n,
+      bench: (benchUsed.user + benchUsed.system) / n,
+    };
     for (const r of to) await r.close();
-    results.push({ name, count: perSender * concurrency, seconds, latency, acked });
+    results.push({ name, count: n, seconds, latency, acked, cpu });
   };
 
   const sealed = (i: number, to: string, text: string): Promise<void> =>
@@ -245,7 +279,8 @@ console.log(
 );
 console.log(
   `${'scenario'.padEnd(20)} ${'msgs'.padStart(6)} ${'msgs/s'.padStart(8)} ${'p50 ms'.padStart(8)} ` +
-    `${'p99 ms'.padStart(8)} ${'RESULT p50'.padStart(10)} ${'RESULT p99'.padStart(10)}`,
+    `${'p99 ms'.padStart(8)} ${'RESULT p50'.padStart(10)} ${'RESULT p99'.padStart(10)} ` +
+    `${'CPU µs/msg: a'.padStart(14)} ${'b'.padStart(6)} ${'bench'.padStart(6)}`,
 );
 for (const f of results) {
   const l = [...f.latency].sort((x, y) => x - y);
@@ -253,12 +288,17 @@ for (const f of results) {
   console.log(
     `${f.name.padEnd(20)} ${String(f.count).padStart(6)} ` +
       `${String(Math.round(f.count / f.seconds)).padStart(8)} ${ms(quantile(l, 0.5))} ` +
-      `${ms(quantile(l, 0.99))} ${ms(quantile(r, 0.5), 10)} ${ms(quantile(r, 0.99), 10)}`,
+      `${ms(quantile(l, 0.99))} ${ms(quantile(r, 0.5), 10)} ${ms(quantile(r, 0.99), 10)} ` +
+      `${String(Math.round(f.cpu.a)).padStart(14)} ${String(Math.round(f.cpu.b)).padStart(6)} ` +
+      String(Math.round(f.cpu.bench)).padStart(6),
   );
 }
 console.log(
   'latency: send started (sealing included) → recipient app opened it; RESULT: → sender’s ' +
-    'server answered. SDK rows include a device-list look-up per send (over the link for a → b).',
+    'server answered. SDK rows include a device-list look-up per send (over the link for a → b).\n' +
+    'CPU µs/msg: user+system time of each domain’s server process and of this process (senders ' +
+    'and recipients), per measured message. When `bench` nears 1e6 / (msgs/s), this process is ' +
+    'the bottleneck, not the servers.',
 );
 
 if (values.drain) {
