@@ -345,7 +345,7 @@ export class ImppServer implements SessionHost {
     for (const s of this.#sessions.keys()) s.connection.close();
   }
 
-  /** @internal The server's structured log, for its sessions and the federation's inbound side. */
+  /** @internal The server's structured log, for its sessions. */
   get log(): ServiceLog {
     return this.#log;
   }

@@ -213,6 +213,43 @@ describe('federationInbound', () => {
     }
   });
 
+  it('refuses a request or decision that a peer makes in the name of this domain’s users', async () => {
+    // Defence in depth under the router's own check: a peer speaks only for its own users.
+    for (const action of ['request', 'cancel'] as const) {
+      expect(
+        await codeOf(
+          inbound.subscription({
+            presentity: 'carol@b.example',
+            watcher: 'mallory@b.example',
+            action,
+          }),
+        ),
+      ).toBe('ERR_NOT_AUTHORIZED');
+    }
+    expect(await env.store.subscriptions.get('carol@b.example', 'mallory@b.example')).toBe(
+      undefined,
+    );
+    await env.store.subscriptions.transition({
+      presentity: 'erin@b.example',
+      watcher: 'dave@b.example',
+      actor: 'dave@b.example',
+      action: 'request',
+      at: Date.now(),
+    });
+    expect(
+      await codeOf(
+        inbound.decision({
+          presentity: 'erin@b.example',
+          watcher: 'dave@b.example',
+          action: 'approve',
+        }),
+      ),
+    ).toBe('ERR_NOT_AUTHORIZED');
+    expect((await env.store.subscriptions.get('erin@b.example', 'dave@b.example'))?.state).toBe(
+      'pending',
+    );
+  });
+
   it('refuses presence that a peer claims for this domain’s users or that is not presence', async () => {
     expect(
       await codeOf(
@@ -223,6 +260,15 @@ describe('federationInbound', () => {
         }),
       ),
     ).toBe('ERR_NOT_AUTHORIZED');
+    // A peer cannot add a watcher: dave never asked yan, so nothing is kept or pushed.
+    expect(
+      await inbound.presence({
+        object: sealedPresence('yan@a.example', 1),
+        presentity: 'yan@a.example',
+        watchers: ['dave@b.example'],
+      }),
+    ).toBe(0);
+    expect(await env.store.presence.latest('yan@a.example')).toBe(undefined);
     await env.store.subscriptions.transition({
       presentity: 'yan@a.example',
       watcher: 'dave@b.example',
