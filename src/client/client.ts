@@ -30,6 +30,7 @@ import {
   PresencePublisher,
   PresenceWatch,
   openKeyDistribution,
+  type PresenceMerge,
   type ReceivedPresenceSync,
 } from '../seal/presence.js';
 import { canonicalDevice, SealDevice } from '../seal/session.js';
@@ -981,14 +982,6 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     return actual === expected;
   }
 
-  #senderDomainMismatch(senderDevice: string): void {
-    this.emit('trustWarning', {
-      kind: 'sender-domain-mismatch',
-      address: senderDevice.slice(0, senderDevice.lastIndexOf('/')),
-      device: senderDevice,
-    });
-  }
-
   /**
    * Whether an opened sender device belongs to a user this account denied (T13): the server
    * blocks a denied user of its own domain, but sees no sender in what another domain relays
@@ -1034,31 +1027,25 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       return;
     }
     const device = this.#sealDevice();
-    /** The sender of another domain than `from`, when the seal layer named one. */
-    let foreign: string | undefined;
-    /** The sender, when it is a user this account denied. */
-    let blocked: string | undefined;
+    /** Why the sender the seal layer named is refused: of another domain than `from`, or denied. */
+    let refusal: { kind: 'sender-domain-mismatch' | 'blocked-sender'; sender: string } | undefined;
+    const refused = (sender: string): boolean => {
+      if (!this.#senderDomainOk(sender, from)) refusal = { kind: 'sender-domain-mismatch', sender };
+      else if (this.#deniedSender(sender)) refusal = { kind: 'blocked-sender', sender };
+      return refusal !== undefined;
+    };
     const options = {
-      trustNewIdentity: (sender: string, key: Uint8Array) => {
-        // Before trust on first use records the key: a forged sender must leave no trace.
-        if (!this.#senderDomainOk(sender, from)) {
-          foreign = sender;
-          return false;
-        }
-        return this.#trustSender(sender, key);
-      },
+      // Before trust on first use records the key: a forged or denied sender leaves no trace (no
+      // trusted key, no session, its one-time prekey unused).
+      trustNewIdentity: (sender: string, key: Uint8Array) =>
+        !refused(sender) && this.#trustSender(sender, key),
     };
     try {
       if (kind === 'message') {
         const opened = openMessage(device, object, options);
         await this.#save();
-        if (!this.#senderDomainOk(opened.senderDevice, from)) {
-          foreign = opened.senderDevice;
-          throw new ImppError('ERR_NOT_AUTHORIZED', 'sealed sender of another domain');
-        }
-        if (this.#deniedSender(opened.senderDevice)) {
-          blocked = opened.senderDevice;
-          throw new ImppError('ERR_NOT_AUTHORIZED', 'sender denied');
+        if (refused(opened.senderDevice)) {
+          throw new ImppError('ERR_NOT_AUTHORIZED', 'sealed sender refused');
         }
         if (this.#defences.missingMessageCheck && opened.gap > 0) {
           this.emit('missingMessages', {
@@ -1082,15 +1069,9 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
         });
       } else {
         const received = openKeyDistribution(device, object, options);
-        if (!this.#senderDomainOk(received.senderDevice, from)) {
-          foreign = received.senderDevice;
+        if (refused(received.senderDevice)) {
           received.key.wipe();
-          throw new ImppError('ERR_NOT_AUTHORIZED', 'sealed sender of another domain');
-        }
-        if (this.#deniedSender(received.senderDevice)) {
-          blocked = received.senderDevice;
-          received.key.wipe();
-          throw new ImppError('ERR_NOT_AUTHORIZED', 'sender denied');
+          throw new ImppError('ERR_NOT_AUTHORIZED', 'sealed sender refused');
         }
         if (received.type === 'sync') {
           await this.#mergePresence(received);
@@ -1117,12 +1098,12 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     } catch (e) {
       // A replay is a duplicate delivery: acknowledge it silently. Anything else is dropped
       // with an event; the object can never be opened, so keeping it would block the queue.
-      if (foreign !== undefined) this.#senderDomainMismatch(foreign);
-      else if (blocked !== undefined) {
+      if (refusal !== undefined) {
+        const { kind, sender } = refusal;
         this.emit('trustWarning', {
-          kind: 'blocked-sender',
-          address: blocked.slice(0, blocked.lastIndexOf('/')),
-          device: blocked,
+          kind,
+          address: sender.slice(0, sender.lastIndexOf('/')),
+          device: sender,
         });
       } else if (!isImppError(e, 'ERR_SEAL_REPLAY')) {
         this.emit('undeliverable', { code: isImppError(e) ? e.code : 'ERR_SEAL_OPEN_FAILED' });
@@ -1276,28 +1257,30 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
     for (const s of sealed) await this.#request(Frames.SEND, { object: s.bytes });
   }
 
+  /** This user’s other devices on its verified list, each with a key that passes #checkKey. */
+  async #siblings(): Promise<Map<string, Uint8Array>> {
+    const siblings = new Map<string, Uint8Array>();
+    for (const [name, key] of await this.#listedDevices(this.address)) {
+      if (name !== this.device && this.#checkKey(name, key)) siblings.set(name, key);
+    }
+    return siblings;
+  }
+
   /**
    * A presence state from another device of this user, taken only if that device is on this
    * user's verified device list: the server can neither add a watcher nor keep a revoked one.
    */
   async #mergePresence(received: ReceivedPresenceSync): Promise<void> {
     try {
-      const siblings = new Map<string, Uint8Array>();
-      for (const [name, key] of await this.#listedDevices(this.address)) {
-        if (this.#checkKey(name, key)) siblings.set(name, key);
-      }
+      const siblings = await this.#siblings();
       // The denial records are taken only once the sender is known to be a listed sibling (the
       // publisher checks it first and throws otherwise).
+      let outcome: PresenceMerge = 'done';
       if (this.#publisher === undefined) {
         this.#publisher = PresencePublisher.fromSibling(this.#sealDevice(), received, siblings);
-        this.#denials.merge(received.denials);
-        await this.#save();
-        if (this.#denials.aheadOf(received.denials)) {
-          await this.#sharePresence(received.senderDevice);
-        }
-        return;
+      } else {
+        outcome = this.#publisher.merge(received, siblings);
       }
-      const outcome = this.#publisher.merge(received, siblings);
       this.#denials.merge(received.denials);
       await this.#save();
       if (outcome === 'rotate') await this.#rotatePresence();
@@ -1359,11 +1342,7 @@ export class ImppClient extends EventEmitter<ImppClientEvents> {
       // Another device of this user published: the next version from here goes above it.
       const publisher = this.#publisher;
       if (publisher === undefined) return;
-      const siblings = new Map<string, Uint8Array>();
-      for (const [name, key] of await this.#listedDevices(this.address)) {
-        if (name !== this.device && this.#checkKey(name, key)) siblings.set(name, key);
-      }
-      if (publisher.observe(object, siblings)) await this.#save();
+      if (publisher.observe(object, await this.#siblings())) await this.#save();
       return;
     }
     let watch = this.#watches.get(presentity);

@@ -735,18 +735,15 @@ export class PresencePublisher {
       return 'done';
     }
     const theirs = received.key.expose();
-    if (constantTimeEqual(mine.key.expose(), theirs)) {
-      for (const w of received.watchers)
-        if (!this.#watchers.has(w)) this.#watchers.set(w, { to: w });
-      return 'done';
-    }
-    if (mine.epoch === 1) {
+    const sameKey = constantTimeEqual(mine.key.expose(), theirs);
+    if (sameKey || mine.epoch === 1) {
       for (const w of received.watchers)
         if (!this.#watchers.has(w)) this.#watchers.set(w, { to: w });
     } else {
       const keep = new Set(received.watchers);
       for (const w of [...this.#watchers.keys()]) if (!keep.has(w)) this.#watchers.delete(w);
     }
+    if (sameKey) return 'done';
     return Buffer.compare(mine.key.expose(), theirs) < 0 ? 'rotate' : 'reply';
   }
 

@@ -9,8 +9,11 @@
  * double here, as a federation queue holds it during an outage): after the denial alice's server
  * answers bob with no devices, so this is how a denied remote sender's object reaches her.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImppClient, ReceivedMessage, TrustWarningEvent } from '../../src/client/client.js';
+import { decodeState } from '../../src/client/state.js';
 import { type Env, next, quiet, startEnv } from '../service/harness.js';
 import { LinkDouble } from '../service/link-double.js';
 
@@ -193,6 +196,9 @@ describe('a local sender that alice denied', () => {
       await quiet(100);
       expect(got).toEqual([]);
       expect(seen.map((w) => w.kind)).toEqual(['blocked-sender']);
+      // Refused before trust on first use: no key of hers, no session with her, is persisted.
+      const saved = decodeState(readFileSync(join(L.dir, 'alice-desk.state')));
+      expect([...saved.known.keys()]).not.toContain(carol.device);
     } finally {
       await L.close();
     }

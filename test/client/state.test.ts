@@ -79,6 +79,29 @@ const stateArb: fc.Arbitrary<PersistedState> = fc.record({
   ),
 });
 
+/** A small state as the JSON object the current version writes, for editing into older ones. */
+function currentJson(overrides: Partial<PersistedState>): Record<string, unknown> {
+  const state: PersistedState = {
+    address: 'alice@example.org',
+    deviceId: 'laptop',
+    seed: new Uint8Array(32),
+    device: Uint8Array.from([1]),
+    registered: true,
+    known: new Map(),
+    publisher: null,
+    enrolment: null,
+    trustedHead: null,
+    domainHeads: new Map([['b.example', Uint8Array.from([3])]]),
+    uploadedPrekeyId: 0,
+    presenceKeys: [],
+    lists: new Map(),
+    watches: new Map(),
+    denials: [],
+    ...overrides,
+  };
+  return JSON.parse(new TextDecoder().decode(encodeState(state))) as Record<string, unknown>;
+}
+
 describe('client state', () => {
   it('round-trips any state', () => {
     fc.assert(
@@ -99,27 +122,10 @@ describe('client state', () => {
   });
 
   it('reads version 1 and 2 files (no lists, watches or denials yet); later ones must have them', () => {
-    const v2 = JSON.parse(
-      new TextDecoder().decode(
-        encodeState({
-          address: 'alice@example.org',
-          deviceId: 'laptop',
-          seed: new Uint8Array(32),
-          device: Uint8Array.from([1]),
-          registered: true,
-          known: new Map(),
-          publisher: null,
-          enrolment: null,
-          trustedHead: null,
-          domainHeads: new Map([['b.example', Uint8Array.from([3])]]),
-          uploadedPrekeyId: 0,
-          presenceKeys: [],
-          lists: new Map([['bob@example.org', Uint8Array.from([1, 2])]]),
-          watches: new Map(),
-          denials: [{ user: 'eve@other.example', denied: true, stamp: 1 }],
-        }),
-      ),
-    ) as Record<string, unknown>;
+    const v2 = currentJson({
+      lists: new Map([['bob@example.org', Uint8Array.from([1, 2])]]),
+      denials: [{ user: 'eve@other.example', denied: true, stamp: 1 }],
+    });
     const rest = Object.fromEntries(
       Object.entries(v2).filter(([k]) => k !== 'lists' && k !== 'watches'),
     );
@@ -154,27 +160,7 @@ describe('client state', () => {
   });
 
   it('reads a version 3 file (no other domain heads yet); version 4 must have them', () => {
-    const v4 = JSON.parse(
-      new TextDecoder().decode(
-        encodeState({
-          address: 'alice@example.org',
-          deviceId: 'laptop',
-          seed: new Uint8Array(32),
-          device: Uint8Array.from([1]),
-          registered: true,
-          known: new Map(),
-          publisher: null,
-          enrolment: null,
-          trustedHead: null,
-          domainHeads: new Map([['b.example', Uint8Array.from([3])]]),
-          uploadedPrekeyId: 0,
-          presenceKeys: [],
-          lists: new Map(),
-          watches: new Map(),
-          denials: [],
-        }),
-      ),
-    ) as Record<string, unknown>;
+    const v4 = currentJson({});
     expect(v4.v).toBe(4);
     expect(
       decodeState(new TextEncoder().encode(JSON.stringify(v4))).domainHeads.get('b.example'),
