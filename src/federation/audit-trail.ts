@@ -9,6 +9,7 @@
  * only claimed must not create budget entries, or the map itself would be the flood.
  */
 import type { AuditDetailValue, AuditOutcome, AuditRepository } from '../service/store/types.js';
+import { positiveInteger } from './options.js';
 
 /** The budget key of events whose peer is only claimed. */
 export const UNAUTHENTICATED = '(unauthenticated)';
@@ -44,6 +45,9 @@ export class FederationAuditTrail {
     limit: AuditLimit = DEFAULT_AUDIT_LIMIT,
     clock: () => number = Date.now,
   ) {
+    // perPeer 0 would switch the trail off, NaN would leave it unbounded.
+    positiveInteger('auditLimit.perPeer', limit.perPeer);
+    positiveInteger('auditLimit.windowMs', limit.windowMs);
     this.#log = log;
     this.#limit = limit;
     this.#clock = clock;

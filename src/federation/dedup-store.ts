@@ -15,11 +15,10 @@
  * The age bound must exceed the longest time a peer may keep retrying an object (its queue
  * expiry, see outbound.ts): an id forgotten earlier could be delivered twice.
  */
-import { toHex } from '../crypto/index.js';
-import { ImppError } from '../errors.js';
 import type { FederationSeenRepository } from '../service/store/types.js';
-import { ClaimsInFlight, type InboundDedup } from './dedup.js';
+import { ClaimsInFlight, type InboundDedup, claimKey } from './dedup.js';
 import type { InboundObject } from './link.js';
+import { positiveInteger } from './options.js';
 
 /** Options of {@link StoreDedup}. */
 export interface StoreDedupOptions {
@@ -55,22 +54,14 @@ export class StoreDedup implements InboundDedup {
   #sincePrune = 0;
 
   constructor(seen: FederationSeenRepository, options: StoreDedupOptions = {}) {
-    const maxAgeMs = options.maxAgeMs ?? DEFAULT_DEDUP_MAX_AGE_MS;
-    const pruneEvery = options.pruneEvery ?? 1000;
-    if (!Number.isSafeInteger(maxAgeMs) || maxAgeMs < 1) {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'maxAgeMs must be a positive integer');
-    }
-    if (!Number.isSafeInteger(pruneEvery) || pruneEvery < 1) {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'pruneEvery must be a positive integer');
-    }
     this.#seen = seen;
-    this.#maxAgeMs = maxAgeMs;
-    this.#pruneEvery = pruneEvery;
+    this.#maxAgeMs = positiveInteger('maxAgeMs', options.maxAgeMs ?? DEFAULT_DEDUP_MAX_AGE_MS);
+    this.#pruneEvery = positiveInteger('pruneEvery', options.pruneEvery ?? 1000);
     this.#clock = options.clock ?? Date.now;
   }
 
   async claim(origin: string, id: Uint8Array): Promise<boolean> {
-    const key = `${origin} ${toHex(id)}`;
+    const key = claimKey(origin, id);
     while (this.#claimed.has(key)) await this.#claimed.wait(key);
     // Reserved before the read, so that two claims racing across the await cannot both win.
     this.#claimed.begin(key);
@@ -87,7 +78,7 @@ export class StoreDedup implements InboundDedup {
   }
 
   async confirm(origin: string, id: Uint8Array): Promise<void> {
-    const key = `${origin} ${toHex(id)}`;
+    const key = claimKey(origin, id);
     if (this.#recorded.delete(key)) {
       this.#claimed.end(key);
       return;
@@ -106,7 +97,7 @@ export class StoreDedup implements InboundDedup {
   }
 
   async release(origin: string, id: Uint8Array): Promise<void> {
-    const key = `${origin} ${toHex(id)}`;
+    const key = claimKey(origin, id);
     this.#recorded.delete(key);
     try {
       await this.#seen.forget(origin, id);
@@ -130,7 +121,7 @@ export class StoreDedup implements InboundDedup {
    */
   atomicDeliver(write: (object: InboundObject) => void): (object: InboundObject) => Promise<void> {
     return async (object) => {
-      const key = `${object.arrivedFrom} ${toHex(object.id)}`;
+      const key = claimKey(object.arrivedFrom, object.id);
       await this.#seen.record(object.arrivedFrom, object.id, this.#clock(), () => {
         write(object);
       });

@@ -7,7 +7,7 @@
  * in-memory one without touching the link.
  */
 import { toHex } from '../crypto/index.js';
-import { ImppError } from '../errors.js';
+import { positiveInteger } from './options.js';
 
 /**
  * Remembers which object ids have been received from which origin domain.
@@ -31,6 +31,11 @@ export interface InboundDedup {
    * records the id here, so that a crash between claim and delivery loses nothing.
    */
   confirm?(origin: string, id: Uint8Array): Promise<void> | void;
+}
+
+/** The key of one `(origin, id)` in both filters. */
+export function claimKey(origin: string, id: Uint8Array): string {
+  return `${origin} ${toHex(id)}`;
 }
 
 /**
@@ -88,11 +93,7 @@ export class MemoryDedup implements InboundDedup {
   readonly #inFlight = new ClaimsInFlight();
 
   constructor(options: { readonly capacity?: number } = {}) {
-    const capacity = options.capacity ?? 100_000;
-    if (!Number.isSafeInteger(capacity) || capacity < 1) {
-      throw new ImppError('ERR_INVALID_ARGUMENT', 'capacity must be a positive integer');
-    }
-    this.#capacity = capacity;
+    this.#capacity = positiveInteger('capacity', options.capacity ?? 100_000);
   }
 
   /** Ids currently remembered. */
@@ -101,7 +102,7 @@ export class MemoryDedup implements InboundDedup {
   }
 
   claim(origin: string, id: Uint8Array): boolean | Promise<boolean> {
-    const key = `${origin} ${toHex(id)}`;
+    const key = claimKey(origin, id);
     if (this.#inFlight.has(key)) {
       return this.#inFlight.wait(key).then(() => this.claim(origin, id));
     }
@@ -117,11 +118,11 @@ export class MemoryDedup implements InboundDedup {
   }
 
   confirm(origin: string, id: Uint8Array): void {
-    this.#inFlight.end(`${origin} ${toHex(id)}`);
+    this.#inFlight.end(claimKey(origin, id));
   }
 
   release(origin: string, id: Uint8Array): void {
-    const key = `${origin} ${toHex(id)}`;
+    const key = claimKey(origin, id);
     this.#seen.delete(key);
     this.#inFlight.end(key);
   }

@@ -26,6 +26,7 @@ import type {
 import { normalizeDomain } from '../trust/address.js';
 import { Emitter } from '../transport/emitter.js';
 import type { Link } from './link.js';
+import { positiveInteger } from './options.js';
 
 /** Back-off of one peer: delay before attempt n+1 is uniform in [0, min(maxMs, baseMs·2^(n-1))]. */
 export interface RetryPolicy {
@@ -136,13 +137,6 @@ function codeOf(error: unknown): ImppErrorCode {
   return isImppError(error) ? error.code : 'ERR_CONNECTION_CLOSED';
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new ImppError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
-  }
-  return value;
-}
-
 /** An object to send to a peer. */
 export interface OutboundRequest {
   readonly peer: string;
@@ -184,16 +178,16 @@ export class FederationOutbound extends Emitter<FederationOutboundEvents> {
     this.#endpoint = options.endpoint;
     this.#queue = options.queue;
     this.#bounce = options.bounce;
-    this.#expireAfterMs = positive(
+    this.#expireAfterMs = positiveInteger(
       'expireAfterMs',
       options.expireAfterMs ?? DEFAULT_EXPIRE_AFTER_MS,
     );
     this.#policy = {
-      baseMs: positive('retry.baseMs', options.retry?.baseMs ?? DEFAULT_RETRY_POLICY.baseMs),
-      maxMs: positive('retry.maxMs', options.retry?.maxMs ?? DEFAULT_RETRY_POLICY.maxMs),
+      baseMs: positiveInteger('retry.baseMs', options.retry?.baseMs ?? DEFAULT_RETRY_POLICY.baseMs),
+      maxMs: positiveInteger('retry.maxMs', options.retry?.maxMs ?? DEFAULT_RETRY_POLICY.maxMs),
     };
-    this.#batch = Math.min(positive('batch', options.batch ?? 512), 4096);
-    this.#sweepMs = positive('sweepIntervalMs', options.sweepIntervalMs ?? 60_000);
+    this.#batch = Math.min(positiveInteger('batch', options.batch ?? 512), 4096);
+    this.#sweepMs = positiveInteger('sweepIntervalMs', options.sweepIntervalMs ?? 60_000);
     this.#clock = options.clock ?? Date.now;
     this.#random = options.random ?? secureRandom;
   }

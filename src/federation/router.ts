@@ -68,8 +68,9 @@ import {
   presenceBodySize,
   textLength,
 } from './bodies.js';
-import { type AuditLimit, DEFAULT_AUDIT_LIMIT, FederationAuditTrail } from './audit-trail.js';
+import { type AuditLimit, FederationAuditTrail } from './audit-trail.js';
 import type { InboundObject, Link, OutboundObject } from './link.js';
+import { positiveInteger } from './options.js';
 import type { FederationOutbound, OutboundBounce, OutboundConnector } from './outbound.js';
 import {
   DEFAULT_PEER_DATA_LIMIT,
@@ -238,13 +239,6 @@ function noticeId(objectId: Uint8Array): Uint8Array {
   return blake2b(concatBytes(NOTICE_ID_LABEL, ZERO, objectId), 16);
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new ImppError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer`);
-  }
-  return value;
-}
-
 function invalidArgument(message: string): ImppError {
   return new ImppError('ERR_INVALID_ARGUMENT', message);
 }
@@ -309,11 +303,11 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
     this.#local = typeof local === 'function' ? local : () => local;
     const links = options.links;
     this.#links = links === undefined ? null : typeof links === 'function' ? links : () => links;
-    this.#lookupTimeoutMs = positiveInt(
+    this.#lookupTimeoutMs = positiveInteger(
       'lookupTimeoutMs',
       options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS,
     );
-    this.#maxLookups = positiveInt(
+    this.#maxLookups = positiveInteger(
       'maxLookupsPerPeer',
       options.maxLookupsPerPeer ?? DEFAULT_MAX_LOOKUPS_PER_PEER,
     );
@@ -329,14 +323,11 @@ export class FederationRouter extends Emitter<FederationRouterEvents> implements
       {},
       clock,
     );
-    const limit = options.auditLimit ?? DEFAULT_AUDIT_LIMIT;
-    positiveInt('auditLimit.perPeer', limit.perPeer);
-    positiveInt('auditLimit.windowMs', limit.windowMs);
     this.#auditTrail =
       options.auditTrail ??
       (options.auditLog === undefined
         ? undefined
-        : new FederationAuditTrail(options.auditLog, limit, clock));
+        : new FederationAuditTrail(options.auditLog, options.auditLimit, clock));
   }
 
   /** Our domain. */

@@ -59,4 +59,19 @@ describe('FederationAuditTrail', () => {
     const last = rows(s).at(-1);
     expect(last?.details).toMatchObject({ peer: 'late.example', suppressed: 48 });
   });
+
+  it('refuses a budget that would switch the trail off or make it unbounded', () => {
+    // FederationNode hands its auditLimit option straight to the trail: the check lives here.
+    const log = store().audit;
+    for (const limit of [
+      { perPeer: 0, windowMs: 1000 },
+      { perPeer: Number.NaN, windowMs: 1000 },
+      { perPeer: 2, windowMs: -1 },
+      { perPeer: 2.5, windowMs: 1000 },
+    ]) {
+      expect(() => new FederationAuditTrail(log, limit)).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
+      );
+    }
+  });
 });

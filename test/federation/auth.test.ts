@@ -8,6 +8,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeyPair } from '../../src/crypto/index.js';
 import { isImppError } from '../../src/errors.js';
 import { FEDERATION_ALPN, LinkFrameType, signDomainProof } from '../../src/federation/index.js';
+import type { CborValue } from '../../src/transport/cbor-strict.js';
 import { createTestCa, issueCert } from '../helpers/tls-fixtures.js';
 import {
   type PeerRule,
@@ -59,6 +60,19 @@ const byKey = (d: TestDomain): PeerRule => ({
 /** B's endpoint, federating with A (as `rule`) and with C by certificate. */
 async function bAccepting(rule: PeerRule): Promise<RunningEndpoint> {
   return start(b, [rule, byCert(c)]);
+}
+
+/** The body of an OPEN from a.example to b.example wanting a certificate, with `changes`. */
+function openFromA(changes: Record<string, CborValue> = {}): CborValue {
+  return {
+    versions: [1],
+    from: 'a.example',
+    to: 'b.example',
+    want: 'certificate',
+    window: 16,
+    maxFrameBytes: 65_536,
+    ...changes,
+  };
 }
 
 async function expectRefused(p: Promise<unknown>, code?: string): Promise<void> {
@@ -225,14 +239,7 @@ describe('federation link authentication', () => {
     /** Opens a raw link to B as a.example wanting a certificate from B; returns ACCEPT. */
     async function openAsA(B: RunningEndpoint): Promise<RawPeer> {
       const raw = await RawPeer.connect(B.port, 'b.example', undefined);
-      raw.send(LinkFrameType.OPEN, {
-        versions: [1],
-        from: 'a.example',
-        to: 'b.example',
-        want: 'certificate',
-        window: 16,
-        maxFrameBytes: 65_536,
-      });
+      raw.send(LinkFrameType.OPEN, openFromA());
       const accept = await raw.next();
       expect(accept?.type).toBe(LinkFrameType.ACCEPT);
       expect((accept?.body as { want: string }).want).toBe('key');
@@ -318,14 +325,7 @@ describe('federation link authentication', () => {
       // A PROOF when B wanted a certificate (B verified it in TLS and is already open).
       const B2 = await bAccepting(byCert(a));
       const certRaw = await RawPeer.connect(B2.port, 'b.example', a.cert);
-      certRaw.send(LinkFrameType.OPEN, {
-        versions: [1],
-        from: 'a.example',
-        to: 'b.example',
-        want: 'certificate',
-        window: 16,
-        maxFrameBytes: 65_536,
-      });
+      certRaw.send(LinkFrameType.OPEN, openFromA());
       expect((await certRaw.next())?.type).toBe(LinkFrameType.ACCEPT);
       expect((await certRaw.next())?.type).toBe(LinkFrameType.READY);
       certRaw.send(LinkFrameType.PROOF, { proof: new Uint8Array(64) });
@@ -339,43 +339,21 @@ describe('federation link authentication', () => {
     it('refuses an OPEN offering only versions it does not speak', async () => {
       const B = await bAccepting(byKey(a));
       const raw = await RawPeer.connect(B.port, 'b.example', undefined);
-      raw.send(LinkFrameType.OPEN, {
-        versions: [2, 7],
-        from: 'a.example',
-        to: 'b.example',
-        want: 'certificate',
-        window: 16,
-        maxFrameBytes: 65_536,
-      });
+      raw.send(LinkFrameType.OPEN, openFromA({ versions: [2, 7] }));
       expect(await raw.closeCode()).toBe('ERR_VERSION_UNSUPPORTED');
     });
 
     it('refuses an OPEN with a field it does not understand', async () => {
       const B = await bAccepting(byKey(a));
       const raw = await RawPeer.connect(B.port, 'b.example', undefined);
-      raw.send(LinkFrameType.OPEN, {
-        versions: [1],
-        from: 'a.example',
-        to: 'b.example',
-        want: 'certificate',
-        window: 16,
-        maxFrameBytes: 65_536,
-        extension: true,
-      });
+      raw.send(LinkFrameType.OPEN, openFromA({ extension: true }));
       expect(await raw.closeCode()).toBe('ERR_PROTOCOL');
     });
 
     it('refuses an OPEN for a domain this server does not serve', async () => {
       const B = await bAccepting(byKey(a));
       const raw = await RawPeer.connect(B.port, 'b.example', undefined);
-      raw.send(LinkFrameType.OPEN, {
-        versions: [1],
-        from: 'a.example',
-        to: 'c.example',
-        want: 'certificate',
-        window: 16,
-        maxFrameBytes: 65_536,
-      });
+      raw.send(LinkFrameType.OPEN, openFromA({ to: 'c.example' }));
       expect(await raw.closeCode()).toBe('ERR_DOMAIN_NOT_SERVED');
     });
   });

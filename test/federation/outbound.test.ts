@@ -97,6 +97,19 @@ function body(sender: number, n: number): Uint8Array {
   return Uint8Array.from([sender, n >> 8, n & 0xff]);
 }
 
+/** Queues objects 0..count-1 of sender u0 for b.example, one after the other. */
+async function enqueueFromU0(out: FederationOutbound, count: number): Promise<void> {
+  for (let n = 0; n < count; n++) {
+    await out.enqueue({
+      peer: 'b.example',
+      sender: 'u0@a.example/1',
+      id: newId(),
+      kind: 1,
+      body: body(0, n),
+    });
+  }
+}
+
 /** Per sender, the object numbers in the order B delivered them. */
 function bySender(B: RunningEndpoint): Map<number, number[]> {
   const m = new Map<number, number[]>();
@@ -175,15 +188,7 @@ describe('FederationOutbound', () => {
         A.endpoint.linkTo('b.example')?.close('ERR_TIMEOUT', 'test cut');
       }
     });
-    for (let n = 0; n < 600; n++) {
-      await out.enqueue({
-        peer: 'b.example',
-        sender: 'u0@a.example/1',
-        id: newId(),
-        kind: 1,
-        body: body(0, n),
-      });
-    }
+    await enqueueFromU0(out, 600);
     await until(() => out.activePeers.length === 0 && B.delivered.length >= 600, 10_000);
     expect(cut).toBe(true);
     // The in-memory filter of B drops what arrived twice; order survives the resend.
@@ -205,15 +210,7 @@ describe('FederationOutbound', () => {
     });
     const retries: { attempts: number; delayMs: number; code: string }[] = [];
     out.on('retry', (_peer, info) => retries.push(info));
-    for (let n = 0; n < 50; n++) {
-      await out.enqueue({
-        peer: 'b.example',
-        sender: 'u0@a.example/1',
-        id: newId(),
-        kind: 1,
-        body: body(0, n),
-      });
-    }
+    await enqueueFromU0(out, 50);
     await until(() => retries.length >= 4, 5000);
     expect(retries.slice(0, 4).map((r) => r.attempts)).toEqual([1, 2, 3, 4]);
     // Full jitter with random 0.5: half the cap, the cap doubling from 20 ms up to 100 ms.
@@ -251,15 +248,7 @@ describe('FederationOutbound', () => {
     const { out } = driver(A, store, { random: () => 0.5 });
     const retries: { attempts: number; delayMs: number; code: string }[] = [];
     out.on('retry', (_peer, info) => retries.push(info));
-    for (let n = 0; n < 100; n++) {
-      await out.enqueue({
-        peer: 'b.example',
-        sender: 'u0@a.example/1',
-        id: newId(),
-        kind: 1,
-        body: body(0, n),
-      });
-    }
+    await enqueueFromU0(out, 100);
     await until(() => out.activePeers.length === 0, 10_000);
     expect(retries.length).toBe(9); // objects 11, 22, … 99 of the deliveries are refused once
     expect(new Set(retries.map((r) => r.code))).toEqual(new Set(['ERR_RATE_LIMITED']));

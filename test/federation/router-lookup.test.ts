@@ -299,6 +299,45 @@ describe('look-up answers from a lying peer', () => {
     expect(A.audit).toEqual([]);
   });
 
+  it("ignores a third peer's answer carrying the right request id", async () => {
+    // A federates with c.example here too: C is an authenticated peer that saw (or guessed)
+    // the rid of A's look-up to B. Answers are matched by rid AND the peer asked.
+    const c = await makeDomain('c.example');
+    const both = new Harness(() => [
+      { domain: 'b.example', proof: 'key', publicKey: b.key.publicKey },
+      { domain: 'c.example', proof: 'key', publicKey: c.key.publicKey },
+    ]);
+    try {
+      const A = await both.start(a, { router: { lookupTimeoutMs: 5000 } });
+      const fromB = new RawLink(await both.raw(b, A), 'b.example');
+      const fromC = new RawLink(await both.raw(c, A), 'c.example');
+      await until(() => A.endpoint.linkTo('b.example') !== undefined);
+      const asked = codeOf(A.router.devices('bob@b.example', 'alice@a.example'));
+      const { rid } = decodeLookupRequest((await fromB.nextData()).body as CborValue);
+      const forged = encodeLookupAnswer({
+        rid,
+        op: 'devices',
+        ok: { deviceList: null, devices: [] },
+      });
+      expect(await fromC.data(FederationKind.lookupResult, forged)).toBe('ACK');
+      expect(A.router.pendingLookups).toBe(1);
+      const device = {
+        deviceId: 'phone',
+        identityKey: new Uint8Array(32).fill(2),
+        enrolment: null,
+      };
+      const real = encodeLookupAnswer({
+        rid,
+        op: 'devices',
+        ok: { deviceList: null, devices: [device] },
+      });
+      expect(await fromB.data(FederationKind.lookupResult, real)).toBe('ACK');
+      expect(await asked).toEqual({ resolved: { deviceList: null, devices: [device] } });
+    } finally {
+      await both.close();
+    }
+  });
+
   it('refuses malformed and oversized answers and passes on error codes', async () => {
     const A = await harness.start(a);
     const device = { deviceId: 'phone', identityKey: randomBytes(32), enrolment: null };
