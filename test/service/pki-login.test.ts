@@ -16,25 +16,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { x509 } from '../../src/auth/pki/x509.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  LocalAccounts,
-  MemoryAuditSink,
-  SqliteLocalAccountRepository,
-} from '../../src/auth/index.js';
+import type { MemoryAuditSink } from '../../src/auth/index.js';
 import { ImppClient, type ImppClientOptions } from '../../src/client/client.js';
 import { FileStateStore } from '../../src/client/state.js';
-import { generateSigningKeyPair } from '../../src/crypto/index.js';
 import { isImppError } from '../../src/errors.js';
-import {
-  authenticatorFromConfig,
-  type ConfiguredAuthenticator,
-} from '../../src/service/authenticator.js';
-import { parseServerConfig } from '../../src/service/config/server-config.js';
-import { ImppServer } from '../../src/service/server.js';
-import { openSqliteServiceStore, type SqliteServiceStore } from '../../src/service/store/index.js';
+import type { ConfiguredAuthenticator } from '../../src/service/authenticator.js';
+import type { ImppServer } from '../../src/service/server.js';
+import type { SqliteServiceStore } from '../../src/service/store/index.js';
 import { ClientFrame } from '../../src/service/protocol.js';
 import { connectTls } from '../../src/transport/tls-client.js';
 import { TlsTransportServer } from '../../src/transport/tls-server.js';
+import { type ConfiguredServer, startConfiguredServer } from '../helpers/configured-server.js';
 import { createCa, createCrl, issue, issueServer, type Issued } from '../infra/certs.js';
 import { RawClient } from './raw.js';
 
@@ -45,6 +37,7 @@ const DAY = 86_400_000;
 let dir: string;
 let ca: Issued;
 let serverCert: Issued;
+let started: ConfiguredServer;
 let server: ImppServer;
 let store: SqliteServiceStore;
 let configured: ConfiguredAuthenticator;
@@ -86,10 +79,12 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'corp-ca.pem'), ca.certPem);
   writeFileSync(join(dir, 'corp.crl.pem'), await createCrl(ca, [certs.revoked.serial]));
 
-  const config = parseServerConfig({
-    version: 1,
+  started = await startConfiguredServer({
+    dir,
     domain: DOMAIN,
-    dataDir: dir,
+    tls: { key: serverCert.keyPem, cert: serverCert.certPem },
+    users: ['bob'],
+    password: PASSWORD,
     trust: {
       authentication: {
         mechanisms: ['SCRAM-SHA-256-PLUS', 'EXTERNAL', 'SCRAM-SHA-256'],
@@ -107,39 +102,14 @@ beforeAll(async () => {
       },
     },
   });
-  const accountsDbPath = join(dir, 'accounts.db');
-  const repository = new SqliteLocalAccountRepository(accountsDbPath);
-  new LocalAccounts(repository, DOMAIN, 4096).create('bob', PASSWORD);
-  repository.close();
-  audit = new MemoryAuditSink();
-  configured = await authenticatorFromConfig({
-    trust: config.trust,
-    accountsDbPath,
-    domainKey: generateSigningKeyPair(),
-    audit,
-    baseDir: dir,
-  });
+  ({ server, store, configured, audit, port } = started);
   expect(configured.clientCertificates?.ca).toEqual([ca.certPem]);
-  store = openSqliteServiceStore({ path: join(dir, 'service.db') });
-  server = new ImppServer({
-    domain: DOMAIN,
-    tls: { key: serverCert.keyPem, cert: serverCert.certPem },
-    ...(configured.clientCertificates === undefined
-      ? {}
-      : { clientCertificates: configured.clientCertificates }),
-    store,
-    authenticator: configured.authenticator,
-    domainKey: generateSigningKeyPair(),
-  });
-  port = (await server.listen({ host: '127.0.0.1', port: 0 })).port;
   wsPort = (await server.listenWebSocket({ host: '127.0.0.1', port: 0 })).port;
 }, 30_000);
 
 afterAll(async () => {
   for (const c of clients) await c.close().catch(() => undefined);
-  await server.close();
-  await store.close();
-  await configured.close();
+  await started.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -9,22 +9,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  LocalAccounts,
-  MemoryAuditSink,
-  SqliteLocalAccountRepository,
-} from '../../src/auth/index.js';
 import { runCli } from '../../src/cli/program.js';
-import { generateSigningKeyPair } from '../../src/crypto/index.js';
 import { isImppError } from '../../src/errors.js';
-import {
-  authenticatorFromConfig,
-  type ConfiguredAuthenticator,
-} from '../../src/service/authenticator.js';
-import { parseServerConfig } from '../../src/service/config/server-config.js';
 import { WEAKEN_SERVER, type ServerDefences } from '../../src/service/defences.js';
-import { ImppServer } from '../../src/service/server.js';
-import { openSqliteServiceStore, type SqliteServiceStore } from '../../src/service/store/index.js';
 import {
   createSuiteCa,
   issueServerCert,
@@ -32,8 +19,10 @@ import {
 } from '../../src/threats/attackers/certs.js';
 import { pkiThreats } from '../../src/threats/catalogue/pki.js';
 import { clientPkiFromPem, createSuiteClientPki } from '../../src/threats/pki.js';
-import { runThreat, type ThreatResult } from '../../src/threats/runner.js';
+import { runThreat } from '../../src/threats/runner.js';
 import type { ClientPki, Target, TestAccount, Threat } from '../../src/threats/types.js';
+import { startConfiguredServer } from '../helpers/configured-server.js';
+import { explain, pick } from './target.js';
 
 const DOMAIN = 'example.org';
 const PASSWORD = 'threat-pki-password';
@@ -58,10 +47,12 @@ async function startPkiServer(weakened: Partial<ServerDefences> = {}): Promise<{
 }> {
   const dir = mkdtempSync(join(tmpdir(), 'impp-threat-pki-'));
   writeFileSync(join(dir, 'users-ca.pem'), clientCa.certPem);
-  const config = parseServerConfig({
-    version: 1,
+  const s = await startConfiguredServer({
+    dir,
     domain: DOMAIN,
-    dataDir: dir,
+    tls: { key: serverCert.keyPem, cert: serverCert.certPem },
+    users: ['alice', 'bob'],
+    password: PASSWORD,
     trust: {
       authentication: {
         mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'EXTERNAL'],
@@ -78,59 +69,25 @@ async function startPkiServer(weakened: Partial<ServerDefences> = {}): Promise<{
       },
       policy: { scram: { iterations: 4096 } },
     },
+    server: { [WEAKEN_SERVER]: weakened },
   });
-  const accountsDbPath = join(dir, 'accounts.db');
-  const repository = new SqliteLocalAccountRepository(accountsDbPath);
-  const local = new LocalAccounts(repository, DOMAIN, 4096);
-  for (const user of ['alice', 'bob']) local.create(user, PASSWORD);
-  repository.close();
-  const configured: ConfiguredAuthenticator = await authenticatorFromConfig({
-    trust: config.trust,
-    accountsDbPath,
-    domainKey: generateSigningKeyPair(),
-    audit: new MemoryAuditSink(),
-    baseDir: dir,
-  });
-  const store: SqliteServiceStore = openSqliteServiceStore({ path: join(dir, 'service.db') });
-  const server = new ImppServer({
-    domain: DOMAIN,
-    tls: { key: serverCert.keyPem, cert: serverCert.certPem },
-    ...(configured.clientCertificates === undefined
-      ? {}
-      : { clientCertificates: configured.clientCertificates }),
-    store,
-    authenticator: configured.authenticator,
-    domainKey: generateSigningKeyPair(),
-    [WEAKEN_SERVER]: weakened,
-  });
-  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   return {
     target: {
       host: '127.0.0.1',
-      port,
+      port: s.port,
       ca: serverCa.certPem,
       servername: 'localhost',
       domain: DOMAIN,
     },
     accounts: ['alice', 'bob'].map((u) => ({ address: `${u}@${DOMAIN}`, password: PASSWORD })),
     async close() {
-      await server.close();
-      await store.close();
-      await configured.close();
+      await s.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
-function threat(id: string): Threat {
-  const t = pkiThreats.find((x) => x.id === id);
-  if (t === undefined) throw new Error(`no ${id}`);
-  return t;
-}
-
-function explain(r: ThreatResult): string {
-  return `${r.verdict}: ${r.summary}\n${r.evidence.join('\n')}\n${r.notes.join('\n')}`;
-}
+const threat = (id: string): Threat => pick(pkiThreats, id);
 
 describe('T52 and T53 with every defence on', () => {
   let s: Awaited<ReturnType<typeof startPkiServer>>;
