@@ -40,15 +40,17 @@ const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
  * ```
  */
 export function checkLinkCertificate(tls: LinkTlsCredentials, domain: string, where: string): void {
+  const fix =
+    'give federation.cert and federation.key a certificate for the domain with both usages ' +
+    'and its key (see docs/operations.md, "Federation")';
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(tls.certPem);
   } catch (cause) {
-    throw new ImppError('ERR_CONFIG_INVALID', `${where} is not a PEM certificate`, { cause });
+    throw new ImppError('ERR_CONFIG_INVALID', `${where} is not a PEM certificate; ${fix}`, {
+      cause,
+    });
   }
-  const fix =
-    'give federation.cert and federation.key a certificate for the domain with both usages ' +
-    '(see docs/operations.md, "Federation")';
   if (!certificateNamesDomain(cert, domain)) {
     throw new ImppError(
       'ERR_CONFIG_INVALID',
@@ -71,7 +73,7 @@ export function checkLinkCertificate(tls: LinkTlsCredentials, domain: string, wh
     matches = false;
   }
   if (!matches) {
-    throw new ImppError('ERR_CONFIG_INVALID', `the key of ${where} does not match it`);
+    throw new ImppError('ERR_CONFIG_INVALID', `the key of ${where} does not match it; ${fix}`);
   }
 }
 
@@ -111,19 +113,26 @@ export function linkCredentials(
 ): { readonly tls: LinkTlsCredentials; readonly where: string } {
   const files = config.federation.tls;
   if (files === undefined) return { tls: serverTls, where: 'the server certificate' };
+  return {
+    tls: {
+      certPem: readPem(files.certPath, 'federation.cert'),
+      keyPem: readPem(files.keyPath, 'federation.key'),
+    },
+    where: `federation.cert ${files.certPath}`,
+  };
+}
+
+/** One file of the link certificate; the error names the setting and the file, never contents. */
+function readPem(path: string, setting: string): string {
   try {
-    return {
-      tls: {
-        certPem: readFileSync(files.certPath, 'utf8'),
-        keyPem: readFileSync(files.keyPath, 'utf8'),
-      },
-      where: `federation.cert ${files.certPath}`,
-    };
+    return readFileSync(path, 'utf8');
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code ?? 'unknown error';
     throw new ImppError(
       'ERR_CONFIG_INVALID',
-      `cannot read federation.cert or federation.key (${code})`,
+      `cannot read ${setting} ${path} (${code}); check the path (relative paths are next to ` +
+        'the configuration file) and that the server may read it, or leave federation.cert and ' +
+        'federation.key out to use the server certificate',
       { cause },
     );
   }

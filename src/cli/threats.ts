@@ -126,6 +126,7 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
   const { prepareFederatedSpawn, auditFromLog } = await import('../threats/federated-spawn.js');
   const work = mkdtempSync(join(tmpdir(), 'impp-threats-'));
   let federated: Awaited<ReturnType<typeof prepareFederatedSpawn>> | undefined;
+  let stopServer: (() => Promise<void>) | undefined;
   try {
     const dataDir = join(work, 'data');
     const logFile = join(work, 'server.log');
@@ -200,9 +201,13 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
         env: {},
       },
     );
-    if (running.ca === undefined) throw new Error('the spawned server has no local CA');
-    if (running.federation === undefined) throw new Error('the spawned server does not federate');
-    const fedListen = running.federation.listen;
+    // From here on a failure must not leave the server running.
+    stopServer = () => running.stop();
+    const { ca, federation } = running;
+    if (ca === undefined || federation === undefined) {
+      throw new Error('the spawned server has no local CA or does not federate');
+    }
+    const fedListen = federation.listen;
     io.stderr.write(
       `spawned a server for ${running.domain} on ${running.tls.host}:${running.tls.port}, federation on ${fedListen.host}:${fedListen.port} (data in ${running.dataDir})\n`,
     );
@@ -213,7 +218,7 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
         host: running.tls.host,
         port: running.tls.port,
         ...(running.websocket === undefined ? {} : { websocketPort: running.websocket.port }),
-        ca: readFileSync(running.ca.certPath, 'utf8'),
+        ca: readFileSync(ca.certPath, 'utf8'),
         servername: running.domain,
         domain: running.domain,
         domainKey: running.domainKey,
@@ -236,6 +241,7 @@ async function spawnDeployment(io: CliIo): Promise<Deployment> {
       },
     };
   } catch (error) {
+    await stopServer?.().catch(() => undefined);
     await federated?.close();
     rmSync(work, { recursive: true, force: true });
     throw error;
@@ -249,10 +255,8 @@ async function targetDeployment(options: ThreatsCliOptions, io: CliIo): Promise<
     import('../threats/files.js'),
     import('../threats/steward.js'),
   ]);
-  const hostPort = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(options.target ?? '');
-  const port = Number(hostPort?.[3]);
-  const host = hostPort?.[1] ?? hostPort?.[2];
-  if (host === undefined || !(port > 0 && port < 65536)) {
+  const at = hostAndPort(options.target ?? '');
+  if (at === undefined) {
     throw new ImppError(
       'ERR_INVALID_ARGUMENT',
       '--target must be HOST:PORT, e.g. im.example.com:5330',
@@ -302,8 +306,8 @@ async function targetDeployment(options: ThreatsCliOptions, io: CliIo): Promise<
           logFiles: (options.logFile ?? []).map((f) => resolve(f)),
         };
   const target: Target = {
-    host,
-    port,
+    host: at.host,
+    port: at.port,
     // Without --ca, Node's bundled root CAs apply, as for any TLS client.
     ca:
       options.ca === undefined
@@ -399,13 +403,25 @@ async function federationAccess(
   };
   let keyPeer: FederationAccess['keyPeer'];
   if (options.keyPeerDomain !== undefined && options.keyPeerSeed !== undefined) {
-    if (!/^[0-9a-fA-F]{64}$/.test(options.keyPeerSeed)) {
+    // A file, not the value: a private key in argv is visible to every local user (ps). The
+    // error does not repeat the argument, which may be a seed given in its place.
+    let hex: string;
+    try {
+      hex = readFileSync(options.keyPeerSeed, 'utf8').trim();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? 'unknown error';
       throw new ImppError(
-        'ERR_INVALID_ARGUMENT',
-        '--key-peer-seed must be 64 hex digits (the Ed25519 seed whose public key the target pins)',
+        'ERR_CONFIG_INVALID',
+        `cannot read the key peer seed file that --key-peer-seed names (${code}); it takes a file holding the seed, not the seed`,
       );
     }
-    const seed = Uint8Array.from(Buffer.from(options.keyPeerSeed, 'hex'));
+    if (!/^[0-9a-fA-F]{64}$/.test(hex)) {
+      throw new ImppError(
+        'ERR_INVALID_ARGUMENT',
+        '--key-peer-seed must name a file holding 64 hex digits (the Ed25519 seed whose public key the target pins)',
+      );
+    }
+    const seed = Uint8Array.from(Buffer.from(hex, 'hex'));
     keyPeer = {
       domain: name(options.keyPeerDomain, '--key-peer-domain'),
       key: cryptoModule.generateSigningKeyPair(seed),
@@ -626,7 +642,10 @@ export function registerThreats(
     .option('--peer-cert <file>', "that peer's link certificate (PEM; serverAuth and clientAuth)")
     .option('--peer-key <file>', "that certificate's private key (PEM; keep it chmod 600)")
     .option('--key-peer-domain <domain>', 'a peer the target accepts by a pinned Ed25519 key')
-    .option('--key-peer-seed <hex>', "that peer's 32-byte Ed25519 seed, as 64 hex digits")
+    .option(
+      '--key-peer-seed <file>',
+      "a file holding that peer's 32-byte Ed25519 seed as 64 hex digits (keep it chmod 600)",
+    )
     .option('--servername <name>', 'TLS server name to ask for (default: the domain)')
     .option('--domain-key <hex>', "the domain's Ed25519 public key, when you pin it")
     .option('--data-dir <dir>', "the server's data folder, when the suite runs on the server host")

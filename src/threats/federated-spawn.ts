@@ -45,7 +45,10 @@ export interface FederatedSpawn {
   };
   /** The server's link certificate (its domain, both usages, under the suite's CA). */
   readonly link: PemCredentials;
-  /** The pinned-key peer's Ed25519 seed (what `--key-peer-seed` takes against a deployment). */
+  /**
+   * The pinned-key peer's Ed25519 seed (against a deployment, the file `--key-peer-seed` names
+   * holds it in hex).
+   */
   readonly keySeed: Uint8Array;
   /** Its static routes (the T47 peer's, to the suite's switchable address). */
   readonly routes: ReadonlyMap<string, readonly { host: string; port: number }[]>;

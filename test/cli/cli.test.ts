@@ -2,45 +2,13 @@
  * End-to-end: the real `impp` entry point in a child process (tsx, as `npx tsx src/cli/main.ts`
  * would run it), its output and its exit codes.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readEnvelopeHeader } from '../../src/seal/header.js';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const main = join(root, 'src/cli/main.ts');
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function impp(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', main, ...args],
-      {
-        cwd: root,
-        timeout: 30_000,
-        maxBuffer: 8 << 20,
-        // A pipe, not a TTY: no colours whatever the caller's environment says.
-        env: { PATH: process.env.PATH ?? '', ...env },
-      },
-      (error, stdout, stderr) => {
-        if (error !== null && typeof error.code !== 'number') {
-          fail(new Error('impp could not be run', { cause: error }));
-          return;
-        }
-        done({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-      },
-    );
-  });
-}
+import { impp, main, root, type Run } from './run-impp.js';
 
 /** The demo's texts, written out here so the test does not trust the demo to report them. */
 const MESSAGE = 'Hi Bob! Lunch at the usual place at noon?';

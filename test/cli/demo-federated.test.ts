@@ -3,53 +3,24 @@
  * their federation nodes and two clients in that one process), its output, its clean-up and its
  * exit code; and, in-process, that a failed claim or a leak makes it exit 1.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import type { FederatedDemoResult } from '../../src/cli/demo-federated.js';
 import { registerDemo } from '../../src/cli/demo.js';
 import { CliExit, type CliIo } from '../../src/cli/io.js';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const main = join(root, 'src/cli/main.ts');
+import { impp, type Run } from './run-impp.js';
 
 /** The demo's texts, written out here so the test does not trust the demo to report them. */
 const MESSAGE = 'Hi Bob, greetings from a.example! Call at three?';
 const REPLY = 'Three works. Regards from b.example.';
 
-function impp(
-  args: readonly string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', main, ...args],
-      {
-        cwd: root,
-        timeout: 30_000,
-        maxBuffer: 8 << 20,
-        env: { PATH: process.env.PATH ?? '', ...env },
-      },
-      (error, stdout, stderr) => {
-        if (error !== null && typeof error.code !== 'number') {
-          fail(new Error('impp could not be run', { cause: error }));
-          return;
-        }
-        done({ code: typeof error?.code === 'number' ? error.code : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
 describe('impp demo --federated', () => {
   it('runs two domains, shows presence and a conversation across them, exits 0, cleans up', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'impp-cli-test-'));
-    let r: Awaited<ReturnType<typeof impp>>;
+    let r: Run;
     try {
       r = await impp(['demo', '--federated'], { TMPDIR: tmp });
       expect(readdirSync(tmp).filter((f) => f.startsWith('impp-demo-'))).toEqual([]);

@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkLinkCertificate } from '../../src/cli/serve-federation.js';
+import { checkLinkCertificate, linkCredentials } from '../../src/cli/serve-federation.js';
 import { generateSigningKeyPair, randomBytes, toBase64Url } from '../../src/crypto/index.js';
 import { isImppError } from '../../src/errors.js';
 import { FederationKind, federationObjectId } from '../../src/federation/index.js';
@@ -147,7 +147,38 @@ describe('the federation section of the server configuration', () => {
     }).toThrow(/does not name b\.example/);
     expect(() => {
       checkLinkCertificate({ certPem: good.certPem, keyPem: serverOnly.keyPem }, 'a.example', 'x');
-    }).toThrow(/does not match/);
+    }).toThrow(/does not match it; give federation\.cert and federation\.key .* and its key/);
+  });
+
+  it('says which link certificate file it cannot read and what to do, not what it holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'impp-link-files-'));
+    try {
+      const ca = await createTestCa();
+      const good = await issueCert(ca, { dnsNames: ['a.example'], usage: 'both' });
+      writeFileSync(join(dir, 'link.crt'), good.certPem);
+      const config = parseServerConfig(
+        {
+          version: 1,
+          domain: 'a.example',
+          trust: { ...AUTH, federation: { peers: [pinnedPeer('b.example')] } },
+          federation: { cert: 'link.crt', key: 'missing.key' },
+        },
+        { baseDir: dir },
+      );
+      let message = '';
+      try {
+        linkCredentials(config, good);
+      } catch (e) {
+        message = isImppError(e) ? e.message : String(e);
+      }
+      expect(message).toContain(`cannot read federation.key ${join(dir, 'missing.key')} (ENOENT)`);
+      expect(message).toMatch(
+        /check the path .* or leave federation\.cert and federation\.key out/,
+      );
+      expect(message).not.toContain('BEGIN');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

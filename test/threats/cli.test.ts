@@ -253,6 +253,7 @@ describe('impp threats: usage', () => {
     expect(bad.stderr).toContain('[0].id: T99 is not a threat of this suite');
     expect(bad.stderr).toContain('[2].id: T01 is listed twice');
     expect((await run(['--target', 'nohost'])).stderr).toContain('--target must be HOST:PORT');
+    expect((await run(['--target', 'h:70000'])).stderr).toContain('--target must be HOST:PORT');
     expect((await run(['--target', 'h:1'])).stderr).toContain('--target needs --accounts FILE');
     expect((await run(['--spawn', '--deadline', '0'])).code).toBe(2);
     expect((await run(['--spawn', '--federation', 'h:5332'])).stderr).toContain(
@@ -279,9 +280,19 @@ describe('impp threats: usage', () => {
       '--peer-domain, --peer-cert and --peer-key go together',
     );
     const seed = [...target, '--federation', 'h:5332', '--key-peer-domain', 'k.example'];
-    expect((await run([...seed, '--key-peer-seed', 'abc'])).stderr).toContain(
-      '--key-peer-seed must be 64 hex digits',
+    const shortSeed = join(work, 'short-seed.hex');
+    writeFileSync(shortSeed, 'abc\n', { mode: 0o600 });
+    expect((await run([...seed, '--key-peer-seed', shortSeed])).stderr).toContain(
+      '--key-peer-seed must name a file holding 64 hex digits',
     );
+    const hexSeed = 'ab'.repeat(32);
+    const missing = await run([...seed, '--key-peer-seed', join(work, 'no-such-seed')]);
+    expect(missing.stderr).toContain('cannot read the key peer seed file');
+    // The seed is read from a file, never taken from the command line, nor echoed if given there.
+    const inline = await run([...seed, '--key-peer-seed', hexSeed]);
+    expect(inline.code).toBe(1);
+    expect(inline.stderr).toContain('it takes a file holding the seed, not the seed');
+    expect(inline.stderr + inline.stdout).not.toContain(hexSeed);
   });
 
   it('--help explains the modes and the accounts file, with examples', async () => {

@@ -82,7 +82,7 @@ describe('impp threats --target with --federation', () => {
           peerCert: file('peer.pem', x.cert.certPem),
           peerKey: file('peer.key', x.cert.keyPem),
           keyPeerDomain: f.federation.keyPeer?.domain ?? '',
-          keyPeerSeed: Buffer.from(f.keySeed).toString('hex'),
+          keyPeerSeed: file('key-peer.seed', Buffer.from(f.keySeed).toString('hex')),
           json: join(work, 'report.json'),
         },
         io,
